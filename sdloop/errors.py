@@ -1,0 +1,51 @@
+"""Errors a user can cause, each naming the file, line and variable where known."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class SdloopError(Exception):
+    """A problem with user input, reported as ``FILE:LINE: VARIABLE: message``.
+
+    ``exit_status`` is what the CLI exits with: 2 for unusable input (the default),
+    1 for a run that failed on valid input (for example a non-finite simulation).
+    """
+
+    exit_status = 2
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | Path | None = None,
+        line: int | None = None,
+        variable: str | None = None,
+    ) -> None:
+        self.message = message
+        self.file = str(file) if file is not None else None
+        self.line = line
+        self.variable = variable
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        where = ""
+        if self.file:
+            where = self.file + (f":{self.line}" if self.line else "") + ": "
+        if self.variable:
+            where += f"{self.variable}: "
+        return where + self.message
+
+
+class ModelFileError(SdloopError):
+    """A model file that cannot be read or built."""
+
+
+class OverrideError(SdloopError):
+    """A case, strategy or scenario file, or a --set value, that does not fit the model."""
+
+
+class SimulationError(SdloopError):
+    """A simulation that produced non-finite values."""
+
+    exit_status = 1
