@@ -132,6 +132,7 @@ class Model:
             self.index = SourceIndex(self.path, split_equations(self.path, read_text(self.path)))
         else:
             self.index = parse_model(self.path)[1]
+        self._translated = translated
         with quiet_pysd():
             self._pysd = pysd.load(str(translated))
         self.lookups_accelerated = speed_up_lookups(self._pysd)
@@ -201,18 +202,34 @@ class Model:
                 f"final time {final:g} is not after the initial time {self.control['INITIAL TIME']:g}",
                 file=self.path, variable="FINAL TIME")
         with quiet_pysd(), np.errstate(all="ignore"):
-            frame = self._pysd.run(
-                params={self._py_name[normalize(k)]: v for k, v in values.items()},
-                return_columns=wanted,
-                final_time=final,
-                time_step=self.control["TIME STEP"] if time_step is None else time_step,
-                saveper=self.control["SAVEPER"] if saveper is None else saveper,
-                initial_condition="original",
-            )
+            try:
+                frame = self._pysd.run(
+                    params={self._py_name[normalize(k)]: v for k, v in values.items()},
+                    return_columns=wanted,
+                    final_time=final,
+                    time_step=self.control["TIME STEP"] if time_step is None else time_step,
+                    saveper=self.control["SAVEPER"] if saveper is None else saveper,
+                    initial_condition="original",
+                )
+            except ArithmeticError as exc:  # division by zero, overflow in Python floats
+                raise self._arithmetic_error(exc) from exc
         frame.index.name = "time"
         frame = frame.rename(columns=lambda c: self._real_name.get(c, c))
         self._check_finite(frame)
         return frame
+
+    def _arithmetic_error(self, exc: ArithmeticError) -> SimulationError:
+        """Name the equation (the innermost frame in the translated model) that failed."""
+        variable = None
+        tb = exc.__traceback__
+        while tb is not None:
+            if tb.tb_frame.f_code.co_filename == str(self._translated):
+                variable = self._real_name.get(tb.tb_frame.f_code.co_name, variable)
+            tb = tb.tb_next
+        return SimulationError(
+            f"{exc} at time {float(self._pysd.time()):g}",
+            file=self.path, line=self.index.line(variable) if variable else None, variable=variable,
+        )
 
     def _check_finite(self, frame: pd.DataFrame) -> None:
         numeric = frame.select_dtypes("number")

@@ -1,0 +1,32 @@
+# The commands users type. Each creates .venv and installs sdloop when missing.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PYTEST_WORKERS ?= 2
+
+.PHONY: run test test-slow test-all calibrate bench check loops clean install
+
+$(STAMP): setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/sdloop run
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow" -n $(PYTEST_WORKERS)
+
+# pytest exits 5 when no test is marked slow; that is not a failure.
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -m slow -n $(PYTEST_WORKERS) || [ $$? -eq 5 ]
+
+test-all: $(STAMP)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS)
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,0 +1,112 @@
+"""The ``sdloop`` command line: run, simulate (and the analysis commands).
+
+Errors a user can cause end with one line ``FILE:LINE: VARIABLE: message`` on stderr and
+a non-zero exit status (2 for unusable input); ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from sdloop.errors import SdloopError
+
+
+def _add_simulate(sub) -> None:
+    p = sub.add_parser("simulate", help="one run of a model; a CSV with time and one column per variable")
+    p.add_argument("model", type=Path, help="model file (.mdl or .xmile)")
+    p.add_argument("--case", type=Path, action="append", default=[],
+                   help="case TOML file; repeatable, later files override earlier ones")
+    p.add_argument("--set", dest="assignments", action="append", default=[], metavar="NAME=VALUE",
+                   help="override one constant (after the case files); repeatable")
+    p.add_argument("--final-time", type=float, help="end of the run (model units, e.g. 2035)")
+    p.add_argument("--engine", choices=["pysd", "numpy"], default="pysd",
+                   help="simulation engine (numpy: the vectorized engine)")
+    p.add_argument("--columns", help='comma-separated Vensim names, e.g. "Talent,Policy Funds"')
+    p.add_argument("--out", type=Path, help="CSV file to write (default: standard output)")
+    p.set_defaults(handler=_simulate)
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from sdloop.model import load_model
+    from sdloop.output import write_csv
+    from sdloop.overrides import load_case, merge, parse_set
+
+    if args.engine == "numpy":
+        raise SdloopError("the numpy engine is not available yet; use --engine pysd")
+    model = load_model(args.model)
+    layers = [load_case(path) for path in args.case] + [parse_set(args.assignments)]
+    params = merge(model, layers)
+    columns = [c.strip() for c in args.columns.split(",") if c.strip()] if args.columns else None
+    frame = model.run(params, final_time=args.final_time, columns=columns)
+    if args.out:
+        write_csv(frame, args.out)
+    else:
+        frame.to_csv(sys.stdout)
+    return 0
+
+
+def _add_run(sub) -> None:
+    p = sub.add_parser("run", help="run the default scenario set; write a run directory under results/")
+    p.add_argument("--models", type=Path, default=Path("models"), help="directory of model files")
+    p.add_argument("--results", type=Path, default=Path("results"), help="where run directories go")
+    p.add_argument("--scenarios", help="comma-separated subset of scenarios")
+    p.set_defaults(handler=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from sdloop.output import manifest, write_json
+    from sdloop.policy_report import run_policy_loop
+
+    with _new_run(args.results) as run_dir:
+        loop = run_policy_loop(args.models, run_dir / "policy_loop", args.scenarios)
+        write_json(
+            manifest(models={"policy_loop": loop["model"]}, runs=loop["parameters"], inputs=loop["inputs"],
+                     seeds={}, command=sys.argv),
+            run_dir / "manifest.json",
+        )
+        summary = loop["summary"]
+    print(f"Four-stage policy loop, values at {loop['final_time']:g}:")
+    print(summary.to_string(float_format=lambda v: f"{v:,.3f}"))
+    print(f"\nResults written to {args.results / 'latest'}")
+    return 0
+
+
+def _new_run(results: Path):
+    from sdloop.output import new_run_dir
+
+    return new_run_dir(results, "run")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sdloop", description=__doc__.splitlines()[0])
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    from sdloop import __version__
+
+    parser.add_argument("--version", action="version", version=f"sdloop {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_run(sub)
+    _add_simulate(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv  # accepted anywhere on the line
+    args = build_parser().parse_args([a for a in argv if a != "--debug"])
+    try:
+        return args.handler(args)
+    except SdloopError as exc:
+        if debug:
+            raise
+        print(f"sdloop: error: {exc}", file=sys.stderr)
+        return exc.exit_status
+    except KeyboardInterrupt:
+        print("sdloop: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,139 @@
+"""Writing results: atomic files, one directory per run, and the run manifest.
+
+Every file is written under a temporary name and renamed, and a run directory is built
+under a hidden temporary name and renamed into place when complete, so a failed run
+leaves nothing half-written and never touches an earlier run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Mapping
+
+import pandas as pd
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def publish_mode(path: str | Path, *, directory: bool = False) -> None:
+    """Give a temporary file or directory the permissions a normal one would have."""
+    os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` to ``path`` through a temporary file in the same directory."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+        publish_mode(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_csv(frame: pd.DataFrame, path: str | Path, **kwargs) -> Path:
+    """Write a DataFrame as CSV, atomically."""
+    return atomic_write_text(path, frame.to_csv(**kwargs))
+
+
+@contextmanager
+def new_run_dir(results: str | Path, label: str = "run") -> Iterator[Path]:
+    """Yield a fresh temporary directory; on success rename it to ``results/<stamp>-<label>``.
+
+    The final name never exists before (a counter is appended if needed) and
+    ``results/latest`` is repointed to it. On failure the temporary directory is removed.
+    """
+    results = Path(results)
+    results.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".incomplete-", dir=results))
+    publish_mode(work, directory=True)
+    try:
+        yield work
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    final = results / f"{stamp}-{label}"
+    counter = 1
+    while True:
+        try:
+            os.rename(work, final)  # fails if final exists and is not empty
+            break
+        except OSError:
+            counter += 1
+            final = results / f"{stamp}-{label}-{counter}"
+    _point_latest(results, final)
+
+
+def _point_latest(results: Path, target: Path) -> None:
+    link = results / "latest"
+    tmp = results / f".latest-{os.getpid()}"
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(target.name)
+    os.replace(tmp, link)
+
+
+def file_sha256(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def git_commit(cwd: str | Path = ".") -> str | None:
+    """The current commit (with '-dirty' if the work tree has changes), or None outside git."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True,
+                              text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head + ("-dirty" if dirty else "")
+
+
+def manifest(*, models: Mapping[str, str | Path], runs: Mapping[str, Mapping[str, float]],
+             inputs: Mapping[str, str | Path] = (), seeds: Mapping[str, int | None] | None = None,
+             command: list[str] | None = None, notes: Mapping[str, object] | None = None) -> dict:
+    """The provenance of a run: versions, commit, file hashes, parameters and seeds."""
+    import numpy
+    import pysd
+
+    import sdloop
+
+    return {
+        "created": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "command": command,
+        "versions": {
+            "sdloop": sdloop.__version__,
+            "pysd": pysd.__version__,
+            "python": platform.python_version(),
+            "numpy": numpy.__version__,
+            "pandas": pd.__version__,
+        },
+        "git_commit": git_commit(Path(next(iter(models.values()))).parent if models else "."),
+        "models": {name: {"path": str(p), "sha256": file_sha256(p)} for name, p in models.items()},
+        "inputs": {name: {"path": str(p), "sha256": file_sha256(p)} for name, p in dict(inputs).items()},
+        "parameters": {name: dict(values) for name, values in runs.items()},
+        "seeds": dict(seeds or {}),
+        **({"notes": dict(notes)} if notes else {}),
+    }
+
+
+def write_json(data: Mapping, path: str | Path) -> Path:
+    return atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")

@@ -1,0 +1,21 @@
+"""Shared test setup: a translation cache inside the repository, and common paths."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = ROOT / "models"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+os.environ.setdefault("SDLOOP_CACHE", str(ROOT / ".cache" / "sdloop-test"))
+
+
+@pytest.fixture(scope="session")
+def policy_loop():
+    from sdloop.model import load_model
+
+    return load_model(MODELS / "policy_loop.mdl")
