@@ -44,16 +44,22 @@ class CompiledEquation:
     def __init__(self, expr: sympy.Expr, structure: ModelStructure) -> None:
         symbols = sorted(expr.free_symbols, key=lambda s: s.name)
         self.inputs = tuple(TIME_NAME if s == TIME else structure.by_symbol(s).name for s in symbols)
-        modules = lambdify_modules([expr])
-        self.scalar: Callable = sympy.lambdify(symbols, expr, modules=[modules[0], "math"])
-        self.array: Callable = sympy.lambdify(symbols, expr, modules=modules)
+        self._expr, self._symbols = expr, symbols
+        self._scalar: Callable | None = None
+        self._array: Callable | None = None
 
     def __call__(self, values: Mapping[str, float]) -> float:
-        return float(self.scalar(*[values[n] for n in self.inputs]))
+        if self._scalar is None:
+            namespace = lambdify_modules([self._expr])[0]
+            self._scalar = sympy.lambdify(self._symbols, self._expr, modules=[namespace, "math"])
+        return float(self._scalar(*[values[n] for n in self.inputs]))
 
     def over(self, values: Mapping[str, np.ndarray], length: int) -> np.ndarray:
         """The equation at every time step, given an array per input."""
-        out = self.array(*[values[n] for n in self.inputs])
+        if self._array is None:
+            self._array = sympy.lambdify(self._symbols, self._expr, modules=lambdify_modules([self._expr]))
+        with np.errstate(all="ignore"):
+            out = self._array(*[values[n] for n in self.inputs])
         return np.broadcast_to(np.asarray(out, dtype=float), (length,)).copy()
 
 

@@ -147,14 +147,20 @@ def link_polarities(structure: ModelStructure, graph: nx.DiGraph, run: Trajector
         if data["derivative"] is None:
             links[src, dst] = Link(src, dst, "+" if data["sign"] > 0 else "-", None)
             continue
-        d = data["derivative"].subs(constants)
+        d = substitute(data["derivative"], constants)
         polarity = None
         if isinstance(d, sympy.Number):
             polarity = "+" if d > 0 else "-" if d < 0 else "depends"
         elif run is not None:
             polarity = _sign_of_values(evaluate_along(d, structure, run))
-        links[src, dst] = Link(src, dst, polarity or _assumed_sign(d), data["derivative"].subs(constants))
+        links[src, dst] = Link(src, dst, polarity or _assumed_sign(d), d)
     return links
+
+
+def substitute(expr: sympy.Expr, values: Mapping[sympy.Symbol, float]) -> sympy.Expr:
+    """``expr`` with the given symbols replaced by numbers (fast: only those it uses)."""
+    used = {s: sympy.Float(values[s]) for s in expr.free_symbols if s in values}
+    return expr.xreplace(used) if used else expr
 
 
 def _rotate_to_stock(cycle: list[str], structure: ModelStructure, position: dict[str, int]) -> list[str]:
