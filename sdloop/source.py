@@ -245,6 +245,6 @@ def check_references(abstract, index: SourceIndex) -> None:
 def _as_written(index: SourceIndex, variable: str, reference: str) -> str:
     """The spelling of ``reference`` as it appears in ``variable``'s equation."""
     eq = index.get(variable)
-    pattern = r"[\s_]+".join(re.escape(word) for word in reference.split())
+    pattern = r"[\s_]+".join(re.escape(word) for word in re.split(r"[\s_]+", reference.strip()))
     found = re.search(pattern, eq.text, flags=re.IGNORECASE) if eq else None
     return found.group(0) if found else reference
