@@ -52,24 +52,33 @@ def _add_run(sub) -> None:
     p = sub.add_parser("run", help="run the default scenario set; write a run directory under results/")
     p.add_argument("--models", type=Path, default=Path("models"), help="directory of model files")
     p.add_argument("--results", type=Path, default=Path("results"), help="where run directories go")
-    p.add_argument("--scenarios", help="comma-separated subset of scenarios")
+    p.add_argument("--cases", help="comma-separated subset of sector cases (default: all in models/cases)")
+    p.add_argument("--strategies", help="comma-separated subset of strategies (default: all)")
+    p.add_argument("--scenarios", help="comma-separated subset of sector scenarios (default: all)")
+    p.add_argument("--loop-scenarios", help="comma-separated subset of policy-loop scenarios (default: all)")
     p.set_defaults(handler=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    from sdloop.output import manifest, write_json
+    from sdloop.output import manifest, write_csv, write_json
     from sdloop.policy_report import run_policy_loop
+    from sdloop.sector_report import run_sectors, summary_table
 
     with _new_run(args.results) as run_dir:
-        loop = run_policy_loop(args.models, run_dir / "policy_loop", args.scenarios)
+        loop = run_policy_loop(args.models, run_dir / "policy_loop", args.loop_scenarios)
+        sector = run_sectors(args.models, run_dir / "sector", cases=args.cases, strategies=args.strategies,
+                             scenarios=args.scenarios)
+        write_csv(sector["metrics"], run_dir / "metrics.csv", index=False, na_rep="", float_format="%.6g")
         write_json(
-            manifest(models={"policy_loop": loop["model"]}, runs=loop["parameters"], inputs=loop["inputs"],
-                     seeds={}, command=sys.argv),
+            manifest(models={"policy_loop": loop["model"], "sector_lifecycle": sector["model"]},
+                     runs={**loop["parameters"], **{f"sector/{k}": v for k, v in sector["parameters"].items()}},
+                     inputs={**loop["inputs"], **sector["inputs"]}, seeds={}, command=sys.argv),
             run_dir / "manifest.json",
         )
-        summary = loop["summary"]
     print(f"Four-stage policy loop, values at {loop['final_time']:g}:")
-    print(summary.to_string(float_format=lambda v: f"{v:,.3f}"))
+    print(loop["summary"].to_string(float_format=lambda v: f"{v:,.3f}"))
+    print("\nSector lifecycle: strategies by case and scenario (metrics.csv):")
+    print(summary_table(sector["metrics"]))
     print(f"\nResults written to {args.results / 'latest'}")
     return 0
 
