@@ -108,7 +108,7 @@ def _format(column: str, value: float) -> str:
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return "never" if column == "breakthrough_year" else "-"
     if column == "breakthrough_year":
-        return f"{value:.0f}"
+        return f"{value:.1f}"
     if column in ("cumulative_fiscal_cost", "cost_per_capability"):
         return f"{value:,.0f}"
     return f"{value:.2f}"
