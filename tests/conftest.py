@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-MODELS = ROOT / "models"
+# SDLOOP_TEST_MODELS points the tests at another models/ tree (used for mutation checks).
+MODELS = Path(os.environ.get("SDLOOP_TEST_MODELS", ROOT / "models"))
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 os.environ.setdefault("SDLOOP_CACHE", str(ROOT / ".cache" / "sdloop-test"))

@@ -77,10 +77,13 @@ def test_balancing_response_loop_narrows_the_gap_after_a_shock(policy_loop):
     assert gap.loc[window].sum() < without_response.loc[window, "Performance Gap"].sum()
 
 
-def test_learning_loop_raises_capability(policy_loop, baseline):
-    no_learning = policy_loop.run({"Precision Learning Rate": 0})
-    assert no_learning["Policy Precision"].iloc[-1] < baseline["Policy Precision"].iloc[-1]
-    assert no_learning["Technological Capability"].iloc[-1] < baseline["Technological Capability"].iloc[-1]
+def test_learning_loop_raises_capability_through_efficiency(policy_loop):
+    # coordination learning off in both runs, so precision acts only through innovation efficiency
+    learning = policy_loop.run({"Coordination Learning Weight": 0})
+    no_learning = policy_loop.run({"Coordination Learning Weight": 0, "Precision Learning Rate": 0})
+    assert no_learning["Policy Precision"].iloc[-1] < learning["Policy Precision"].iloc[-1]
+    assert no_learning["Innovation Efficiency"].iloc[-1] < learning["Innovation Efficiency"].iloc[-1]
+    assert no_learning["Technological Capability"].iloc[-1] < learning["Technological Capability"].iloc[-1]
 
 
 def test_talent_attraction_by_upgraded_industry(policy_loop, baseline):
