@@ -65,8 +65,11 @@ def test_simulate_to_stdout():
 
 # run ---------------------------------------------------------------------------------------
 
+SMALL_RUN = ("--cases", "nev", "--scenarios", "baseline", "--strategies", "no_policy,lifecycle_phased")
+
+
 def test_run_writes_a_complete_run_directory_and_never_overwrites(tmp_path):
-    first = sdloop("run", "--models", MODELS, "--results", tmp_path / "results")
+    first = sdloop("run", "--models", MODELS, "--results", tmp_path / "results", *SMALL_RUN)
     assert first.returncode == 0, first.stderr
     assert "Technological Capability" in first.stdout  # the summary table
     latest = (tmp_path / "results" / "latest").resolve()
@@ -81,7 +84,7 @@ def test_run_writes_a_complete_run_directory_and_never_overwrites(tmp_path):
     assert manifest["parameters"]["policy_loop/doubled_funds"] == {"Policy Fund Multiplier": 2.0}
     before = {p: p.stat().st_mtime_ns for p in latest.rglob("*")}
 
-    second = sdloop("run", "--models", MODELS, "--results", tmp_path / "results")
+    second = sdloop("run", "--models", MODELS, "--results", tmp_path / "results", *SMALL_RUN)
     assert second.returncode == 0, second.stderr
     new_latest = (tmp_path / "results" / "latest").resolve()
     assert new_latest != latest
@@ -91,9 +94,11 @@ def test_run_writes_a_complete_run_directory_and_never_overwrites(tmp_path):
 
 
 def test_run_subset_and_unknown_scenario(tmp_path):
-    ok = sdloop("run", "--models", MODELS, "--results", tmp_path, "--scenarios", "baseline,doubled_funds")
+    ok = sdloop("run", "--models", MODELS, "--results", tmp_path, *SMALL_RUN,
+                "--loop-scenarios", "baseline,doubled_funds")
     assert ok.returncode == 0, ok.stderr
-    bad = sdloop("run", "--models", MODELS, "--results", tmp_path / "r2", "--scenarios", "baseline,nope")
+    assert (tmp_path / "latest" / "policy_loop" / "summary.csv").read_text().count("\n") == 3
+    bad = sdloop("run", "--models", MODELS, "--results", tmp_path / "r2", "--loop-scenarios", "baseline,nope")
     assert bad.returncode == 2
     assert "'nope'" in bad.stderr and "doubled_funds" in bad.stderr
     assert not (tmp_path / "r2" / "latest").exists()
@@ -167,3 +172,15 @@ def test_failed_write_keeps_the_earlier_result(tmp_path):
     result = sdloop("simulate", GOOD, "--set", "Capacty=3", "--out", out)
     assert result.returncode == 2
     assert out.read_text() == earlier
+
+
+@pytest.mark.slow
+def test_full_default_run(tmp_path):
+    """What `make run` does: both models, every case, strategy and scenario."""
+    result = sdloop("run", "--results", tmp_path, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    metrics = pd.read_csv(tmp_path / "latest" / "metrics.csv")
+    strategies = len(__import__("tomllib").loads((MODELS / "strategies.toml").read_text()))
+    scenarios = len(__import__("tomllib").loads((MODELS / "scenarios.toml").read_text()))
+    assert len(metrics) == len(list((MODELS / "cases").glob("*.toml"))) * strategies * scenarios
+    assert len(list((tmp_path / "latest" / "sector" / "figures").glob("*.png"))) == 2 * (scenarios + 1)
