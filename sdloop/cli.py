@@ -56,6 +56,9 @@ def _add_run(sub) -> None:
     p.add_argument("--strategies", help="comma-separated subset of strategies (default: all)")
     p.add_argument("--scenarios", help="comma-separated subset of sector scenarios (default: all)")
     p.add_argument("--loop-scenarios", help="comma-separated subset of policy-loop scenarios (default: all)")
+    p.add_argument("--fitted", type=Path, default=Path("calibration/fitted"),
+                   help="fitted parameter files from `sdloop calibrate` (used when present)")
+    p.add_argument("--uncalibrated", action="store_true", help="ignore fitted parameters; run the priors")
     p.set_defaults(handler=_run)
 
 
@@ -64,22 +67,27 @@ def _run(args: argparse.Namespace) -> int:
     from sdloop.policy_report import run_policy_loop
     from sdloop.sector_report import run_sectors, summary_table
 
+    fitted = None if args.uncalibrated else args.fitted
     with _new_run(args.results) as run_dir:
-        loop = run_policy_loop(args.models, run_dir / "policy_loop", args.loop_scenarios)
+        loop = run_policy_loop(args.models, run_dir / "policy_loop", args.loop_scenarios, fitted)
         sector = run_sectors(args.models, run_dir / "sector", cases=args.cases, strategies=args.strategies,
-                             scenarios=args.scenarios)
+                             scenarios=args.scenarios, fitted_dir=fitted)
+        calibrated = loop["calibrated"] + sector["calibrated"]
         write_csv(sector["metrics"], run_dir / "metrics.csv", index=False, na_rep="", float_format="%.6g")
         write_json(
             manifest(models={"policy_loop": loop["model"], "sector_lifecycle": sector["model"]},
                      runs={**loop["parameters"], **{f"sector/{k}": v for k, v in sector["parameters"].items()}},
-                     inputs={**loop["inputs"], **sector["inputs"]}, seeds={}, command=sys.argv),
+                     inputs={**loop["inputs"], **sector["inputs"]}, seeds={}, command=sys.argv,
+                     notes={"calibrated": calibrated or "none: models run on their documented priors"}),
             run_dir / "manifest.json",
         )
     print(f"Four-stage policy loop, values at {loop['final_time']:g}:")
     print(loop["summary"].to_string(float_format=lambda v: f"{v:,.3f}"))
     print("\nSector lifecycle: strategies by case and scenario (metrics.csv):")
     print(summary_table(sector["metrics"]))
-    print(f"\nResults written to {args.results / 'latest'}")
+    print("\nCalibrated parameters used for: " + (", ".join(calibrated) if calibrated else
+                                                  "none (documented priors)"))
+    print(f"Results written to {args.results / 'latest'}")
     return 0
 
 

@@ -9,7 +9,7 @@ import pandas as pd
 from sdloop import plotting
 from sdloop.model import load_model
 from sdloop.output import write_csv
-from sdloop.overrides import load_collection, select
+from sdloop.overrides import load_case, load_collection, select
 from sdloop.runner import resolve_entries, run_all, stack, values_at
 
 MODEL_FILE = "policy_loop.mdl"
@@ -51,16 +51,23 @@ FACTOR_INDICES = {
 }
 
 
-def run_policy_loop(models_dir: Path, out: Path, scenarios: str | None = None) -> dict:
+FITTED_CASE = "national"
+
+
+def run_policy_loop(models_dir: Path, out: Path, scenarios: str | None = None,
+                    fitted_dir: Path | None = None) -> dict:
     """Run the loop model's scenarios; write trajectories, summary and figures into ``out``.
 
-    Returns a dict with the summary table and the manifest entries.
+    With ``fitted_dir`` holding ``national.toml`` (``sdloop calibrate national``), every
+    scenario starts from those fitted values. Returns the summary table and manifest entries.
     """
     model_path = models_dir / MODEL_FILE
     scenario_path = models_dir / SCENARIO_FILE
     model = load_model(model_path)
     entries = select(load_collection(scenario_path), scenarios, "scenario")
-    params = resolve_entries(model, entries)
+    fitted = fitted_dir / f"{FITTED_CASE}.toml" if fitted_dir is not None else None
+    base = [load_case(fitted)] if fitted is not None and fitted.exists() else []
+    params = resolve_entries(model, entries, base)
     runs = run_all(model, params)
 
     out.mkdir(parents=True, exist_ok=True)
@@ -77,7 +84,8 @@ def run_policy_loop(models_dir: Path, out: Path, scenarios: str | None = None) -
     fig = plotting.scenario_comparison_figure(
         runs, ["Technological Capability", "High Tech Share", "Policy Effort", "Cumulative Policy Funds"], units)
     plotting.save_figure(fig, out / "scenario_comparison")
-    return {"summary": summary, "model": model_path, "inputs": {"policy_loop_scenarios": scenario_path},
+    inputs = {"policy_loop_scenarios": scenario_path, **({f"fitted/{FITTED_CASE}": fitted} if base else {})}
+    return {"summary": summary, "model": model_path, "inputs": inputs, "calibrated": [FITTED_CASE] if base else [],
             "parameters": {f"policy_loop/{k}": v for k, v in params.items()}, "final_time": final}
 
 

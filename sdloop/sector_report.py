@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -29,25 +29,42 @@ class SectorExperiment:
     cases: list[Overrides]
     scenarios: list[Overrides]
     strategies: list[Overrides]
+    calibrations: dict[str, Overrides] = field(default_factory=dict)
+
+    def case_layers(self, case: Overrides) -> list[Overrides]:
+        """A case file, then its fitted parameters when the case has been calibrated."""
+        fitted = self.calibrations.get(case.name)
+        return [case, fitted] if fitted else [case]
 
     def parameters(self) -> dict[tuple[str, str, str], dict[str, float]]:
-        """Every run's overrides (case < scenario < strategy), all names checked up front."""
+        """Every run's overrides (case < fitted < scenario < strategy), all names checked up front."""
         return {
-            (case.name, scenario.name, strategy.name): merge(self.model, [case, scenario, strategy])
+            (case.name, scenario.name, strategy.name):
+                merge(self.model, [*self.case_layers(case), scenario, strategy])
             for case, scenario, strategy in itertools.product(self.cases, self.scenarios, self.strategies)
         }
 
 
 def load_experiment(models_dir: Path, cases: str | None = None, strategies: str | None = None,
-                    scenarios: str | None = None) -> SectorExperiment:
-    """Read the sector model and its cases, strategies and scenarios; select subsets by name."""
+                    scenarios: str | None = None, fitted_dir: Path | None = None) -> SectorExperiment:
+    """Read the sector model and its cases, strategies and scenarios; select subsets by name.
+
+    With ``fitted_dir``, a case named X that has ``fitted_dir/X.toml`` (written by
+    ``sdloop calibrate X``) runs with those fitted values over its case file.
+    """
     model = load_model(models_dir / MODEL_FILE)
     available_cases = {p.stem: load_case(p) for p in sorted((models_dir / CASES_DIR).glob("*.toml"))}
+    chosen = select(available_cases, cases, "case")
+    calibrations = {}
+    if fitted_dir is not None:
+        calibrations = {c.name: load_case(fitted_dir / f"{c.name}.toml") for c in chosen
+                        if (fitted_dir / f"{c.name}.toml").exists()}
     return SectorExperiment(
         model=model,
-        cases=select(available_cases, cases, "case"),
+        cases=chosen,
         scenarios=select(load_collection(models_dir / SCENARIO_FILE), scenarios, "scenario"),
         strategies=select(load_collection(models_dir / STRATEGY_FILE), strategies, "strategy"),
+        calibrations=calibrations,
     )
 
 
@@ -67,9 +84,9 @@ def run_experiment(experiment: SectorExperiment) -> tuple[dict, pd.DataFrame, di
 
 
 def run_sectors(models_dir: Path, out: Path, *, cases: str | None = None, strategies: str | None = None,
-                scenarios: str | None = None) -> dict:
+                scenarios: str | None = None, fitted_dir: Path | None = None) -> dict:
     """Run the sector experiment and write metrics, trajectories and figures into ``out``."""
-    experiment = load_experiment(models_dir, cases, strategies, scenarios)
+    experiment = load_experiment(models_dir, cases, strategies, scenarios, fitted_dir)
     runs, metrics, params = run_experiment(experiment)
     model = experiment.model
 
@@ -86,7 +103,9 @@ def run_sectors(models_dir: Path, out: Path, *, cases: str | None = None, strate
         "metrics": metrics,
         "model": model.path,
         "inputs": {"strategies": experiment.strategies[0].source, "scenarios": experiment.scenarios[0].source,
-                   **{f"case/{c.name}": c.source for c in experiment.cases}},
+                   **{f"case/{c.name}": c.source for c in experiment.cases},
+                   **{f"fitted/{name}": c.source for name, c in experiment.calibrations.items()}},
+        "calibrated": sorted(experiment.calibrations),
         "parameters": {"/".join(key): value for key, value in params.items()},
     }
 
@@ -98,7 +117,8 @@ def _figures(experiment: SectorExperiment, runs: dict, metrics: pd.DataFrame, ou
         by_scenario, ranks = {}, {}
         for scenario in experiment.scenarios:
             case_runs = {s.name: runs[(case.name, scenario.name, s.name)] for s in experiment.strategies}
-            threshold = threshold_of(merge(experiment.model, [case]), experiment.model.defaults)
+            threshold = threshold_of(merge(experiment.model, experiment.case_layers(case)),
+                                     experiment.model.defaults)
             fig = sector_plots.strategy_comparison(
                 case_runs, units, threshold=threshold,
                 title=f"{case.name.upper()}: strategies under the {scenario.name.replace('_', ' ')} scenario")

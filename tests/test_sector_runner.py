@@ -111,3 +111,23 @@ def test_a_strategy_naming_an_unknown_lever_fails_before_any_run(tmp_path):
         experiment.parameters()
     assert "strategies.toml" in str(err.value) and "RD Subsidy Strat Year" in str(err.value)
     assert "RD Subsidy Start Year" in str(err.value)
+
+
+def test_fitted_parameters_are_layered_over_the_case_and_named_in_the_manifest(tmp_path):
+    import json
+
+    fitted = tmp_path / "fitted"
+    fitted.mkdir()
+    (fitted / "nev.toml").write_text('description = "fit"\n[parameters]\n"Breakthrough Threshold" = 0.5\n')
+    result = sdloop("run", "--models", MODELS, "--results", tmp_path / "r", "--fitted", fitted, "--cases", "nev",
+                    "--strategies", "no_policy", "--scenarios", "baseline", "--loop-scenarios", "baseline")
+    assert result.returncode == 0, result.stderr
+    assert "Calibrated parameters used for: nev" in result.stdout
+    manifest = json.loads((tmp_path / "r" / "latest" / "manifest.json").read_text())
+    assert manifest["notes"]["calibrated"] == ["nev"]
+    assert manifest["parameters"]["sector/nev/baseline/no_policy"]["Breakthrough Threshold"] == 0.5
+    assert "fitted/nev" in manifest["inputs"]
+    uncalibrated = sdloop("run", "--models", MODELS, "--results", tmp_path / "u", "--fitted", fitted,
+                          "--uncalibrated", "--cases", "nev", "--strategies", "no_policy",
+                          "--scenarios", "baseline", "--loop-scenarios", "baseline")
+    assert "none (documented priors)" in uncalibrated.stdout
