@@ -122,6 +122,12 @@ class Evaluator:
                                       line=var.line, variable=var.vensim_name)
         return Trajectory(times, record)
 
+    def initial_values(self, overrides: Mapping[str, float] | None = None) -> dict[str, float]:
+        """Every variable's value at INITIAL TIME (constants overridden by name)."""
+        s = self.structure
+        constants = {s.by_symbol(sym).name: val for sym, val in s.constant_values(overrides).items()}
+        return self._initial_values(constants, s.control("initial time"))
+
     def _pipes(self, values: dict, dt: float) -> dict[str, list[float]]:
         """Pipelines of DELAY FIXED variables: slot k % len holds the value at step k."""
         pipes = {}

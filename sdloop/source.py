@@ -139,11 +139,13 @@ def _xmile_index(path: Path, text: str) -> SourceIndex:
     return SourceIndex(path, equations)
 
 
-def parse_model(path: str | Path):
+def parse_model(path: str | Path, *, check_names: bool = True):
     """Parse a Vensim (``.mdl``) or XMILE (``.xmile``/``.xml``/``.stmx``) file.
 
     Returns ``(abstract_model, index)``: PySD's ``AbstractModel`` and the SourceIndex.
-    Any problem raises ModelFileError naming file, line and variable.
+    Any problem raises ModelFileError naming file, line and variable. With
+    ``check_names=False`` undefined names and unknown functions are left for the caller
+    (``reference_problems`` lists them all).
     """
     import warnings
 
@@ -172,7 +174,8 @@ def parse_model(path: str | Path):
             raise
         except Exception as exc:  # PySD raises bare parser errors with no location
             raise ModelFileError(f"PySD could not parse the file: {_first_line(exc)}", file=path) from exc
-    check_references(abstract, index)
+    if check_names:
+        check_references(abstract, index)
     return abstract, index
 
 
@@ -214,11 +217,19 @@ def _walk(node) -> Iterator[object]:
 
 def check_references(abstract, index: SourceIndex) -> None:
     """Raise ModelFileError for the first undefined name or unknown function."""
+    problems = reference_problems(abstract, index)
+    if problems:
+        raise problems[0]
+
+
+def reference_problems(abstract, index: SourceIndex) -> list[ModelFileError]:
+    """Every undefined name and unknown function, one ModelFileError each, in file order."""
     from pysd.builders.python.python_functions import functionspace
     from pysd.translators.structures.abstract_expressions import CallStructure, ReferenceStructure
 
     defined = {normalize(el.name) for sec in abstract.sections for el in sec.elements}
     defined |= BUILTIN_NAMES
+    problems: list[ModelFileError] = []
     for section in abstract.sections:
         for element in section.elements:
             line = index.line(element.name)
@@ -229,17 +240,19 @@ def check_references(abstract, index: SourceIndex) -> None:
                         fname = node.function.reference
                         called.add(id(node.function))
                         if normalize(fname) not in defined and fname not in functionspace:
-                            raise ModelFileError(
+                            problems.append(ModelFileError(
                                 f"unknown function '{fname.upper()}'",
                                 file=index.path, line=line, variable=element.name,
-                            )
+                            ))
                 for node in _walk(component.ast):
                     if isinstance(node, ReferenceStructure) and id(node) not in called:
                         if normalize(node.reference) not in defined:
-                            raise ModelFileError(
+                            problems.append(ModelFileError(
                                 f"undefined name '{_as_written(index, element.name, node.reference)}'",
                                 file=index.path, line=line, variable=element.name,
-                            )
+                            ))
+    unique = {str(p): p for p in problems}
+    return sorted(unique.values(), key=lambda p: p.line or 0)
 
 
 def _as_written(index: SourceIndex, variable: str, reference: str) -> str:

@@ -261,9 +261,12 @@ class _Builder:
         return symbol_for(owner)
 
 
-def build_structure(path: str | Path) -> ModelStructure:
-    """Parse a model file and build its ModelStructure (raises ModelFileError)."""
-    abstract, index = parse_model(path)
+def build_structure(path: str | Path, *, check_names: bool = True) -> ModelStructure:
+    """Parse a model file and build its ModelStructure (raises ModelFileError).
+
+    ``check_names=False`` builds even with undefined names (their symbols stay free).
+    """
+    abstract, index = parse_model(path, check_names=check_names)
     return structure_from_abstract(Path(path), abstract, index)
 
 
