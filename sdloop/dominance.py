@@ -138,17 +138,22 @@ def loop_dominance(structure: ModelStructure, run: Trajectory, loops: list[Loop]
     wanted = {link for loop in loops for link in loop.links()}
     scores = link_scores(structure, run, wanted, evaluator, flow_scores)
     times = pd.Index(run.times[1:], name=TIME_NAME)
-    link_frame = pd.DataFrame({f"{a} -> {b}": s for (a, b), s in scores.items()}, index=times)
-    loop_frame = pd.DataFrame(
-        {loop.id: np.prod([scores[link] for link in loop.links()], axis=0) for loop in loops}, index=times)
+    keys = sorted(scores)
+    position = {key: i for i, key in enumerate(keys)}
+    matrix = np.array([scores[key] for key in keys]).reshape(len(keys), len(times))
+    link_frame = pd.DataFrame(matrix.T, index=times, columns=[f"{a} -> {b}" for a, b in keys])
+    loop_matrix = np.array([matrix[[position[link] for link in loop.links()]].prod(axis=0) for loop in loops])
+    loop_matrix = loop_matrix.reshape(len(loops), len(times))
     partitions = cycle_partitions(structure, loops)
-    relative = pd.DataFrame(index=times)
+    row = {loop.id: i for i, loop in enumerate(loops)}
+    relative_matrix = np.zeros_like(loop_matrix)
     for group in partitions:
-        ids = [loop.id for loop in group]
-        total = loop_frame[ids].abs().sum(axis=1).to_numpy()
-        for loop_id in ids:
-            relative[loop_id] = _ratio(loop_frame[loop_id].to_numpy(), total)
-    relative = relative[[loop.id for loop in loops]] if loops else relative
+        rows = [row[loop.id] for loop in group]
+        total = np.abs(loop_matrix[rows]).sum(axis=0)
+        relative_matrix[rows] = _ratio(loop_matrix[rows], total[None, :])
+    ids = [loop.id for loop in loops]
+    loop_frame = pd.DataFrame(loop_matrix.T, index=times, columns=ids)
+    relative = pd.DataFrame(relative_matrix.T, index=times, columns=ids)
     return Dominance(link_frame, loop_frame, relative,
                      tuple(tuple(loop.id for loop in g) for g in partitions), tuple(loops))
 
