@@ -154,7 +154,7 @@ def _ramp(slope, start, finish=None):
     before = TIME + SMALL_VENSIM <= start
     if finish is None:
         return _piecewise((0, before), (slope * (TIME - start), True))
-    return _piecewise((0, before), (slope * (finish - start), TIME >= finish), (slope * (TIME - start), True))
+    return _piecewise((0, before), (slope * (sympy.Min(TIME, finish) - start), True))
 
 
 def _step(height, when):

@@ -310,7 +310,7 @@ def load_loop_names(model_path: str | Path) -> list[LoopName]:
 
 
 def _line_of_entry(text: str, number: int) -> int | None:
-    starts = [m.start() for m in re.finditer(r"^\s*\[\[\s*loop\s*\]\]", text, flags=re.MULTILINE)]
+    starts = [m.start() for m in re.finditer(r"^[ \t]*\[\[[ \t]*loop[ \t]*\]\]", text, flags=re.MULTILINE)]
     return text.count("\n", 0, starts[number - 1]) + 1 if len(starts) >= number else None
 
 

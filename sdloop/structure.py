@@ -205,7 +205,6 @@ class _Builder:
         kind = kind.replace("Structure", "")
         n = self.counter[owner] = self.counter.get(owner, 0) + 1
         prefix = owner if n == 1 else f"{owner} [{kind.upper()} {n}]"
-        per_time = f"({units})/{self.time_units}" if units and self.time_units else ""
         if kind == "Initial":
             if top:
                 return self._own(kind="initial", equation=args["initial"])
@@ -225,7 +224,7 @@ class _Builder:
             target, T = args["input"], args["smooth_time"]
             for k in range(1, order + 1):
                 stage = symbol_for(f"{prefix} (stage {k})")
-                flow = self.synthetic(f"{prefix} (flow {k})", "flow", (target - stage) * order / T, per_time)
+                flow = self.synthetic(f"{prefix} (flow {k})", "flow", (target - stage) * order / T)
                 self.synthetic(f"{prefix} (stage {k})", "stock", flow, units, initial=args["initial"],
                                inflows=(f"{prefix} (flow {k})",))
                 target = stage
@@ -237,9 +236,8 @@ class _Builder:
             for k in range(1, order + 1):
                 stage = symbol_for(f"{prefix} (stage {k})")
                 out_name = f"{prefix} (flow {k})"
-                out = self.synthetic(out_name, "flow", stage * order / T, units)
+                out = self.synthetic(out_name, "flow", stage * order / T)
                 self.synthetic(f"{prefix} (stage {k})", "stock", symbol_for(inflow_name) - out,
-                               f"({units})*{self.time_units}" if units else "",
                                initial=args["initial"] * T / order, inflows=(inflow_name,), outflows=(out_name,))
                 inflow_name = out_name
             return symbol_for(inflow_name)

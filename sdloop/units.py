@@ -162,6 +162,11 @@ class UnitChecker:
             self.declared[var.name] = self._parse_declared(var)
         self.time = self.parser.parse(structure.time_units) if structure.time_units else None
         self._current: Variable | None = None
+        # TREND's written-out stock (no units, no outflow) takes the units of its initial value
+        for var in structure.stocks:
+            if var.owner is not None and not var.outflows and self.declared.get(var.name) is None:
+                self._current = var
+                self.declared[var.name] = self.infer(var.initial)
 
     def _parse_declared(self, var: Variable) -> sympy.Expr | None:
         try:
@@ -237,7 +242,7 @@ class UnitChecker:
             return sympy.Integer(1)
         if isinstance(expr, (sympy.Abs, sympy.floor, sympy.ceiling)):
             return self.infer(expr.args[0])
-        if isinstance(expr, sympy.Mod):
+        if isinstance(expr, (sympy.Mod, sympy.Min, sympy.Max)):
             return self._unify([self.infer(a) for a in expr.args])
         return None
 
