@@ -67,6 +67,9 @@ def add_loops_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="directory for loops.json, score tables and figures")
     p.add_argument("--max-loops", type=int, default=DEFAULT_MAX_LOOPS,
                    help=f"stop with an error beyond this many loops (default {DEFAULT_MAX_LOOPS})")
+    p.add_argument("--min-period", type=float, default=0.0, metavar="T",
+                   help="with --dominance: count dominance stretches shorter than T time units "
+                        "with the stretch before them (default 0: report every switch)")
     p.add_argument("--independent", action="store_true",
                    help="list a shortest independent loop set instead of every loop (for large models)")
     p.set_defaults(handler=run_loops)
@@ -131,18 +134,18 @@ def run_loops(args: argparse.Namespace) -> int:
         result["dominance"] = [
             {"partition": p.partition + 1, "start": p.start, "end": p.end, "loop": p.loop,
              "polarity": p.polarity, "mean_relative_score": round(p.mean_relative_score, 4)}
-            for p in dominance.periods()
+            for p in dominance.periods(args.min_period)
         ]
     if args.format == "json":
         print(json.dumps(result, indent=2, ensure_ascii=False))
     else:
-        print(_table(result, dominance))
+        print(_table(result, dominance, args.min_period))
     if args.out:
         _write_outputs(args.out, structure, loops, links, result, dominance)
     return 0
 
 
-def _table(result: dict, dominance) -> str:
+def _table(result: dict, dominance, min_period: float = 0.0) -> str:
     rows = [("id", "polarity", "name", "variables")]
     for loop in result["loops"]:
         rows.append((loop["id"], loop["polarity"], loop["name"] or "",
@@ -155,7 +158,7 @@ def _table(result: dict, dominance) -> str:
 
         lines.append("")
         lines.append("Dominant loop (Loops That Matter):")
-        lines += ["  " + line for line in describe_periods(dominance)]
+        lines += ["  " + line for line in describe_periods(dominance, min_length=min_period)]
     return "\n".join(lines)
 
 

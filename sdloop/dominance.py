@@ -59,21 +59,40 @@ class Dominance:
         best = rel.idxmax(axis=1).where(rel.max(axis=1) > 0)
         return best.astype(object).where(best.notna(), None)
 
-    def periods(self) -> list[Period]:
-        """Consecutive times with the same dominant loop, for every partition."""
+    def periods(self, min_length: float = 0.0) -> list[Period]:
+        """Consecutive times with the same dominant loop, for every partition.
+
+        A stretch shorter than ``min_length`` (in time units) is counted with the stretch
+        before it (or after it, at the start), so brief switches do not fragment the story.
+        """
         polarity = {loop.id: loop.polarity for loop in self.loops}
         out: list[Period] = []
         for p in range(len(self.partitions)):
             dominant = self.dominant(p)
             times = dominant.index.to_numpy()
-            start = 0
-            for i in range(1, len(times) + 1):
-                if i == len(times) or dominant.iloc[i] != dominant.iloc[start]:
-                    loop_id = dominant.iloc[start]
-                    mean = float(self.relative_scores[loop_id].iloc[start:i].mean()) if loop_id else 0.0
-                    out.append(Period(p, float(times[start]), float(times[i - 1]), loop_id,
-                                      polarity.get(loop_id), mean))
-                    start = i
+            step = float(times[1] - times[0]) if len(times) > 1 else 0.0
+            runs: list[list] = []  # [loop id, first index, last index]
+            for i, loop_id in enumerate(dominant.to_numpy()):
+                if runs and runs[-1][0] == loop_id:
+                    runs[-1][2] = i
+                else:
+                    runs.append([loop_id, i, i])
+            if min_length > 0:
+                merged: list[list] = []
+                for run in runs:
+                    short = times[run[2]] - times[run[1]] + step < min_length
+                    if merged and (short or merged[-1][0] == run[0]):
+                        merged[-1][2] = run[2]
+                    else:
+                        merged.append(run)
+                if len(merged) > 1 and times[merged[0][2]] - times[merged[0][1]] + step < min_length:
+                    merged[1][1] = merged[0][1]
+                    merged.pop(0)
+                runs = merged
+            for loop_id, first, last in runs:
+                mean = float(self.relative_scores[loop_id].iloc[first:last + 1].mean()) if loop_id else 0.0
+                out.append(Period(p, float(times[first]), float(times[last]), loop_id,
+                                  polarity.get(loop_id), mean))
         return out
 
 
@@ -158,11 +177,12 @@ def loop_dominance(structure: ModelStructure, run: Trajectory, loops: list[Loop]
                      tuple(tuple(loop.id for loop in g) for g in partitions), tuple(loops))
 
 
-def describe_periods(dominance: Dominance, names: Mapping[str, str] | None = None) -> list[str]:
-    """One line per dominance period: ``t0-t1: B1 (name) dominates, mean relative score``."""
+def describe_periods(dominance: Dominance, names: Mapping[str, str] | None = None,
+                     min_length: float = 0.0) -> list[str]:
+    """One line per dominance period: ``t0-t1: B1 (name), mean relative score``."""
     names = names or {loop.id: loop.name for loop in dominance.loops if loop.name}
     lines = []
-    for period in dominance.periods():
+    for period in dominance.periods(min_length):
         label = "no active loop" if period.loop is None else (
             period.loop + (f" ({names[period.loop]})" if names.get(period.loop) else ""))
         prefix = f"partition {period.partition + 1}: " if len(dominance.partitions) > 1 else ""

@@ -4,7 +4,8 @@ A link ``x -> z`` exists when z's equation uses x (a flow links to the stock it 
 drains). Its polarity is the sign of the partial derivative dz/dx: decided symbolically
 when, after putting in the constants, it no longer depends on the state; otherwise
 evaluated at every step of a run ("+" or "-" when the sign never changes, "depends" when
-it does). A loop is reinforcing (R) when the product of its link signs is positive and
+it does). A link that is inactive (zero derivative) with these constants or along this
+run gets the sign its derivative has when every quantity is positive, else "depends". A loop is reinforcing (R) when the product of its link signs is positive and
 balancing (B) when negative; a loop with a "depends" link is classified by the sign of
 that product along the run. Loops inside one SMOOTH or DELAY (its own first-order
 adjustment) are not listed.
@@ -150,10 +151,11 @@ def link_polarities(structure: ModelStructure, graph: nx.DiGraph, run: Trajector
         d = substitute(data["derivative"], constants)
         polarity = None
         if isinstance(d, sympy.Number):
-            polarity = "+" if d > 0 else "-" if d < 0 else "depends"
+            polarity = "+" if d > 0 else "-" if d < 0 else None
         elif run is not None:
             polarity = _sign_of_values(evaluate_along(d, structure, run))
-        links[src, dst] = Link(src, dst, polarity or _assumed_sign(d), d)
+        # inactive in this parameterization or run: the sign with every quantity positive
+        links[src, dst] = Link(src, dst, polarity or _assumed_sign(data["derivative"]), d)
     return links
 
 

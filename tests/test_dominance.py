@@ -60,3 +60,11 @@ def test_relative_scores_sum_to_one_in_absolute_value():
 def test_original_flow_scores_are_available():
     d = dominance("logistic_growth.mdl", flow_scores="2020")
     assert d.link_scores["net growth -> Population"].abs().max() == 1.0
+
+
+def test_short_stretches_can_be_merged():
+    d = dominance("sir.mdl")
+    every = d.periods()
+    merged = d.periods(min_length=100.0)
+    assert len(merged) == 1 < len(every)
+    assert merged[0].start == every[0].start and merged[0].end == every[-1].end
