@@ -36,7 +36,7 @@ import numpy as np
 import sympy
 
 from sdloop.errors import ModelFileError, SdloopError
-from sdloop.euler import TIME_NAME, CompiledEquation, Trajectory
+from sdloop.euler import CompiledEquation, Trajectory
 from sdloop.source import normalize
 from sdloop.structure import ModelStructure
 
@@ -324,7 +324,6 @@ def analyse(structure: ModelStructure, run: Trajectory | None = None, *,
 
 
 __all__ = [
-    "Link", "Loop", "LoopName", "TooManyLoops", "analyse", "causal_graph", "evaluate_along",
-    "find_loops", "independent_cycles", "link_polarities", "load_loop_names", "loop_polarity", "match_name", "sidecar_path",
-    "TIME_NAME",
+    "Link", "Loop", "LoopName", "TooManyLoops", "analyse", "causal_graph", "evaluate_along", "find_loops",
+    "independent_cycles", "link_polarities", "load_loop_names", "loop_polarity", "match_name", "sidecar_path",
 ]

@@ -22,7 +22,6 @@ import sympy
 
 from sdloop.errors import ModelFileError
 from sdloop.expressions import (
-    TIME,
     LookupFunction,
     Translator,
     make_lookup,
@@ -32,8 +31,6 @@ from sdloop.expressions import (
 from sdloop.source import SourceIndex, normalize, parse_model
 
 CONTROL = ("initial time", "final time", "time step", "saveper")
-# kinds whose value at a step is known before any equation is evaluated
-STATE_KINDS = frozenset({"stock", "constant", "control", "initial", "delay_fixed"})
 DYNAMIC_KINDS = frozenset({"flow", "auxiliary"})
 
 
@@ -276,7 +273,7 @@ def structure_from_abstract(path: Path, abstract, index: SourceIndex) -> ModelSt
     time_units = ""
     for el in elements:
         if normalize(el.name) in ("time step", "initial time") and el.units:
-            time_units = time_units or _time_unit_text(el.units)
+            time_units = time_units or el.units.strip()
     builder = _Builder(path, index, time_units)
     lookups: dict[str, type[LookupFunction]] = {}
     for el in elements:
@@ -320,10 +317,6 @@ def structure_from_abstract(path: Path, abstract, index: SourceIndex) -> ModelSt
     by_symbol = {v.symbol: n for n, v in variables.items()}
     return ModelStructure(path, MappingProxyType(variables), order, tuple(builder.unsupported),
                           loops, time_units, MappingProxyType(by_key), MappingProxyType(by_symbol))
-
-
-def _time_unit_text(units: str) -> str:
-    return units.strip()
 
 
 def _assign_flows(builder: _Builder, stocks: list[tuple[str, sympy.Expr]]) -> None:
