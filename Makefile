@@ -28,5 +28,12 @@ test-slow: $(STAMP)
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS)
 
+# Fits calibration/targets/{nev,ic,national}.toml; rewrites calibration/fitted/*.toml and
+# writes one report per case under results/.
+calibrate: $(STAMP)
+	$(BIN)/sdloop calibrate nev
+	$(BIN)/sdloop calibrate ic
+	$(BIN)/sdloop calibrate national
+
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

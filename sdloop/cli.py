@@ -106,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_run(sub)
     _add_simulate(sub)
+    from calibration.cli import add_calibrate_parser
+
+    add_calibrate_parser(sub)
     from sdloop.cli_analysis import add_check_parser, add_loops_parser
 
     add_check_parser(sub)

@@ -1,0 +1,263 @@
+"""The calibration report: tables, figures and a Markdown summary in a run directory.
+
+The only module of the calibration package that imports matplotlib (through
+``sdloop.plotting``, whose house style every figure follows).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from calibration.run import Calibration, LEVEL, fitted_case_text
+from calibration.uncertainty import threshold
+from sdloop.output import atomic_write_text, manifest, write_csv, write_json
+from sdloop.plotting import panel_grid, save_figure, style
+
+Z = 1.959964  # two-sided 95% normal quantile
+
+
+def _times(series, years):
+    offset = 1.0 if series.aggregate == "end" else 0.5
+    return np.asarray(years, dtype=float) + offset
+
+
+def _scaled(frame: pd.DataFrame, series, scale: float) -> pd.Series:
+    return frame[series.variable] * scale
+
+
+def _xlim(ax, years, extra=1.5):
+    ax.set_xlim(min(years) - 1.5, max(years) + extra)
+
+
+def fit_figure(cal: Calibration, *, ax=None):
+    """Model against data per series: best fit, parameter band, predictive band."""
+    import matplotlib.pyplot as plt  # noqa: F401  (style context)
+
+    result = cal.result
+    frame = result.prediction.frame
+    with style():
+        fig, axes = panel_grid(len(cal.targets.series))
+        for axis, s in zip(axes, cal.targets.series):
+            part = frame[frame["series"] == s.name]
+            if part.empty:
+                axis.set_visible(False)
+                continue
+            scale = result.prediction.scale[s.name]
+            sigma = result.prediction.sigma[s.name]
+            best = _scaled(cal.best_frame, s, scale)
+            members = np.array([_scaled(f, s, sc[s.name]).to_numpy() for f, sc in cal.band_frames])
+            t = best.index.to_numpy(float)
+            if s.error == "log":
+                lo_p, hi_p = best * math.exp(-Z * sigma), best * math.exp(Z * sigma)
+            else:
+                lo_p, hi_p = best - Z * sigma, best + Z * sigma
+            axis.fill_between(t, lo_p, hi_p, color="0.88", lw=0, label="95% predictive band")
+            if len(members):
+                axis.fill_between(t, members.min(axis=0), members.max(axis=0), color="0.62", lw=0,
+                                  label="95% parameter band (profile)")
+            axis.plot(t, best, color="0", lw=1.1, ls="-", label="model (best fit)")
+            axis.plot(_times(s, part["year"]), part["data"], ls="none", marker="o", ms=3.2,
+                      mfc="white", mec="0", mew=0.9, label="data")
+            if s.error == "log":
+                axis.set_yscale("log")
+            _xlim(axis, part["year"])
+            lo = min(part["data"].min(), part["model"].min())
+            hi = max(part["data"].max(), part["model"].max())
+            if s.error == "log":
+                axis.set_ylim(lo / 2.5, hi * 2.5)
+            axis.set_title(f"{s.name}  (n={len(part)}, {s.variable}"
+                           + (", level fitted" if s.scale is None else "") + ")", loc="left")
+            axis.set_ylabel(cal.targets.data[s.name].unit[:48])
+            axis.set_xlabel("Year")
+        axes[0].legend(loc="lower right")
+        fig.suptitle(f"{cal.targets.name}: model against published data (data at mid-year: annual values)",
+                     fontsize=8)
+    return fig
+
+
+def residual_figure(cal: Calibration):
+    """Residuals per series with the estimated or assumed error scale (1 and 2 sigma)."""
+    frame = cal.result.prediction.frame
+    with style():
+        fig, axes = panel_grid(len(cal.targets.series))
+        for axis, s in zip(axes, cal.targets.series):
+            part = frame[frame["series"] == s.name]
+            if part.empty:
+                axis.set_visible(False)
+                continue
+            sigma = cal.result.prediction.sigma[s.name]
+            x = part["year"].to_numpy(float)
+            axis.axhline(0, color="0", lw=0.6)
+            for k, style_ in ((1, "--"), (2, ":")):
+                axis.axhline(k * sigma, color="0.45", lw=0.7, ls=style_)
+                axis.axhline(-k * sigma, color="0.45", lw=0.7, ls=style_,
+                             label=f"±{k} sigma" if k else None)
+            axis.vlines(x, 0, part["residual"], color="0.3", lw=0.8)
+            axis.plot(x, part["residual"], ls="none", marker="o", ms=3.2, color="0")
+            _xlim(axis, part["year"], extra=1.0)
+            axis.set_title(f"{s.name}: sigma = {sigma:.3g} ({'estimated' if s.sigma is None else 'assumed'})",
+                           loc="left")
+            axis.set_ylabel("log(model) - log(data)" if s.error == "log" else "model - data")
+            axis.set_xlabel("Year")
+        fig.suptitle(f"{cal.targets.name}: residuals (dashed ±1 sigma, dotted ±2 sigma)", fontsize=8)
+    return fig
+
+
+def profile_figure(cal: Calibration):
+    """Profile likelihood of each parameter with the 95% cut and interval."""
+    cut = threshold(LEVEL)
+    with style():
+        fig, axes = panel_grid(len(cal.profiles))
+        for axis, prof, p in zip(axes, cal.profiles, cal.targets.parameters):
+            pts = prof.points
+            axis.axvspan(prof.lower, prof.upper, color="0.88", lw=0)
+            axis.plot(pts["value"], pts["delta"], color="0", marker="o", ms=3, lw=1)
+            axis.axhline(cut, color="0.4", ls="--", lw=0.8)
+            axis.axvline(prof.estimate, color="0.4", ls=":", lw=0.8)
+            if p.transform == "log":
+                axis.set_xscale("log")
+            axis.set_xlim(p.lower, p.upper)
+            axis.set_ylim(-0.2, max(2 * cut, min(float(pts["delta"].max()) * 1.1, 4 * cut)))
+            flag = "" if prof.identified else "  NOT IDENTIFIED"
+            axis.set_title(f"{p.name}{flag}", loc="left")
+            axis.set_xlabel(f"{p.name} (search bounds as axis limits)")
+            axis.set_ylabel("NLL - NLL at best")
+        fig.suptitle(f"{cal.targets.name}: profile likelihood (dashed: 95% cut {cut:.2f}; "
+                     "shaded: 95% interval; dotted: estimate)", fontsize=8)
+    return fig
+
+
+def holdout_figure(cal: Calibration):
+    """Out-of-sample: the model fitted before the hold-out year against a log-linear trend."""
+    from calibration.validate import log_linear_forecast
+
+    holdout = cal.holdout
+    frame = holdout.prediction.frame
+    year = holdout.fit_before
+    with style():
+        fig, axes = panel_grid(len(cal.targets.series))
+        for axis, s in zip(axes, cal.targets.series):
+            part = frame[frame["series"] == s.name]
+            if part.empty:
+                axis.set_visible(False)
+                continue
+            train, test = part[part["used"]], part[~part["used"]]
+            scale = holdout.prediction.scale[s.name]
+            model = _scaled(cal.holdout_frame, s, scale)
+            axis.axvspan(year, max(part["year"]) + 1.5, color="0.92", lw=0)
+            axis.plot(model.index, model, color="0", lw=1.1, label=f"model fitted to data before {year}")
+            if len(train) >= 2:
+                years = np.arange(min(part["year"]), max(part["year"]) + 1)
+                axis.plot(_times(s, years), log_linear_forecast(train["year"], train["data"], years),
+                          color="0.45", ls="--", lw=1, label="naive log-linear trend")
+            axis.plot(_times(s, train["year"]), train["data"], ls="none", marker="o", ms=3.2, color="0",
+                      label="data used in the fit")
+            axis.plot(_times(s, test["year"]), test["data"], ls="none", marker="o", ms=3.6, mfc="white",
+                      mec="0", mew=0.9, label="held-out data")
+            if s.error == "log":
+                axis.set_yscale("log")
+                lo = min(part["data"].min(), part["model"].min())
+                hi = max(part["data"].max(), part["model"].max())
+                axis.set_ylim(lo / 2.5, hi * 2.5)
+            _xlim(axis, part["year"])
+            axis.set_title(s.name, loc="left")
+            axis.set_ylabel(cal.targets.data[s.name].unit[:48])
+            axis.set_xlabel("Year")
+        axes[0].legend(loc="lower right")
+        fig.suptitle(f"{cal.targets.name}: out-of-sample check, {year} onward held back (shaded)",
+                     fontsize=8)
+    return fig
+
+
+def _markdown_table(frame: pd.DataFrame, floatfmt: str = ".4g") -> str:
+    def cell(v):
+        if isinstance(v, float):
+            return "" if math.isnan(v) else format(v, floatfmt)
+        return str(v)
+
+    head = "| " + " | ".join(map(str, frame.columns)) + " |"
+    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
+    rows = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join([head, rule, *rows])
+
+
+def summary_markdown(cal: Calibration) -> str:
+    r = cal.result
+    t = cal.targets
+    stats = cal.statistics[["series", "years", "n", "RMSE", "MAPE", "R2", "UM", "US", "UC", "sigma",
+                            "sigma_estimated"]]
+    params = cal.parameters[["parameter", "estimate", "ci95_lower", "ci95_upper", "bound_lower",
+                             "bound_upper", "identified", "note"]]
+    lines = [
+        f"# Calibration report: {t.name}", "", t.description, "",
+        f"Model `{t.model.name}`" + (f", base case `{t.case.name}`" if t.case else "") +
+        f"; seed {cal.seed}, {cal.starts} starts; NLL at the optimum {r.nll:.4f}; converged: "
+        f"{r.converged} ({r.message}); {r.agreeing_starts} of {len(r.starts)} starts ended within 0.1 "
+        f"of the best; bounds hit: {', '.join(f'{k} ({v})' for k, v in r.bounds_hit.items()) or 'none'}.",
+        "",
+        "Error model: Gaussian likelihood on log residuals (or absolute, per series) with a per-series "
+        "error scale sigma, estimated by maximum likelihood or assumed where a series is too thin "
+        "(see `calibration/fit.py`). Intervals: profile likelihood, 95% (chi-squared cut 1.92).",
+        "",
+        "## Fit statistics (in-sample, data units; Theil U^M bias, U^S unequal variation, "
+        "U^C unequal covariation; R2 = squared correlation)", "",
+        _markdown_table(stats), "",
+        "## Parameters (95% profile-likelihood intervals)", "",
+        _markdown_table(params), "",
+        f"## Out-of-sample: fitted to data before {cal.holdout.fit_before}, forecasting the rest", "",
+        _markdown_table(cal.holdout_summary), "",
+        "## Series and caveats", "",
+    ]
+    for s in t.series:
+        data = t.data[s.name]
+        lines.append(f"- **{s.name}** (`{Path(s.file).name}`, {len(data)} sourced points "
+                     f"{data.years[0]}-{data.years[-1]}) -> `{s.variable}`"
+                     + (", level estimated" if s.scale is None else f", x {s.scale:g}")
+                     + (f", sigma assumed {s.sigma:g}" if s.sigma is not None else "")
+                     + (f". {s.note}" if s.note else ""))
+    if t.inputs:
+        lines += ["", "Dated policy inputs (fixed): " + "; ".join(f"{k} = {v:g}" for k, v in t.inputs.items())]
+    lines += ["", "Wall time (s): " + ", ".join(f"{k} {v:.1f}" for k, v in cal.seconds.items()), "",
+              "Figures: `fit.png` (model vs data with bands), `residuals.png`, `profiles.png`, "
+              "`holdout.png` (each also as PDF)."]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(cal: Calibration, run_dir: str | Path) -> None:
+    """Every table, figure and the summary of ``cal`` into ``run_dir``."""
+    run_dir = Path(run_dir)
+    r = cal.result
+    write_csv(cal.statistics, run_dir / "fit_statistics.csv", index=False, float_format="%.6g")
+    write_csv(cal.parameters, run_dir / "parameters.csv", index=False, float_format="%.6g")
+    write_csv(r.starts_table(), run_dir / "starts.csv", index=False, float_format="%.8g")
+    write_csv(r.prediction.frame, run_dir / "residuals.csv", index=False, float_format="%.8g")
+    profiles = pd.concat([p.points.assign(parameter=p.name) for p in cal.profiles], ignore_index=True)
+    write_csv(profiles, run_dir / "profiles.csv", index=False, float_format="%.8g")
+    write_csv(cal.holdout_points, run_dir / "out_of_sample_points.csv", index=False, float_format="%.8g")
+    write_csv(cal.holdout_summary, run_dir / "out_of_sample.csv", index=False, float_format="%.6g")
+    write_csv(cal.best_frame, run_dir / "trajectory.csv", float_format="%.8g")
+    if cal.posterior is not None:
+        write_csv(cal.posterior, run_dir / "posterior.csv", index=False, float_format="%.8g")
+    save_figure(fit_figure(cal), run_dir / "fit")
+    save_figure(residual_figure(cal), run_dir / "residuals")
+    save_figure(profile_figure(cal), run_dir / "profiles")
+    save_figure(holdout_figure(cal), run_dir / "holdout")
+    atomic_write_text(run_dir / "fitted.toml", fitted_case_text(cal))
+    atomic_write_text(run_dir / "report.md", summary_markdown(cal))
+    t = cal.targets
+    write_json(manifest(
+        models={"model": t.model},
+        runs={"fitted": r.params},
+        inputs={"targets": t.path, **({"case": t.case} if t.case else {}),
+                **{s.name: s.file for s in t.series}},
+        seeds={"seed": cal.seed},
+        command=sys.argv,
+        notes={"nll": r.nll, "converged": r.converged, "evaluations": r.evaluations,
+               "seconds": cal.seconds,
+               "mcmc_acceptance": cal.posterior.attrs.get("acceptance") if cal.posterior is not None else None},
+    ), run_dir / "manifest.json")

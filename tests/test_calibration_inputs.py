@@ -1,0 +1,131 @@
+"""Bad input: a clear message naming file, line and variable, a non-zero exit, and no
+fitted file overwritten."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from calibration.errors import CalibrationError, FitFailed
+from calibration.run import calibrate
+from calibration.targets import load_targets
+from calibration_helpers import MODEL, write_targets
+from sdloop.cli import main
+from sdloop.model import load_model
+
+SENTINEL = "# the committed fitted file\n"
+
+
+def run_cli(tmp_path, targets, capsys):
+    fitted = tmp_path / "fitted"
+    fitted.mkdir(exist_ok=True)
+    (fitted / f"{targets.stem}.toml").write_text(SENTINEL)
+    status = main(["calibrate", str(targets), "--results", str(tmp_path / "results"), "--fitted-dir",
+                   str(fitted), "--workers", "1", "--starts", "2", "--no-progress"])
+    err = capsys.readouterr().err
+    assert (fitted / f"{targets.stem}.toml").read_text() == SENTINEL  # never overwritten
+    assert not (tmp_path / "results").exists() or not list((tmp_path / "results").glob("*calibrate*"))
+    return status, err
+
+
+def line_of(path, text):
+    return next(i for i, line in enumerate(path.read_text().splitlines(), 1) if text in line)
+
+
+def test_unknown_model_variable(tmp_path, capsys):
+    path = write_targets(tmp_path, adopters_variable="Adoptres")
+    status, err = run_cli(tmp_path, path, capsys)
+    assert status == 2
+    assert f"{path}:{line_of(path, '[[series]]')}: Adoptres: unknown model variable" in err
+    assert "'Adopters'" in err  # close match offered
+
+
+def test_unknown_indicator(tmp_path, capsys):
+    path = write_targets(tmp_path, adoption_file="no_such_indicator.csv")
+    status, err = run_cli(tmp_path, path, capsys)
+    assert status == 2
+    assert f"{path}:{line_of(path, 'no_such_indicator')}: adoption: unknown indicator" in err
+
+
+def test_unknown_parameter_name(tmp_path, capsys):
+    path = write_targets(tmp_path)
+    path.write_text(path.read_text().replace('name = "Market Size"', 'name = "Market Sise"'))
+    status, err = run_cli(tmp_path, path, capsys)
+    assert status == 2
+    assert "Market Sise: unknown constant" in err and "'Market Size'" in err
+
+
+def test_bounds_exclude_start(tmp_path, capsys):
+    path = write_targets(tmp_path, rate_bounds=(0.05, 0.3), rate_start=0.4)
+    status, err = run_cli(tmp_path, path, capsys)
+    assert status == 2
+    assert f"{path}:{line_of(path, 'start = 0.4')}: Adoption Rate: start value 0.4 lies outside" in err
+
+
+def test_bounds_exclude_model_default(tmp_path):
+    # no explicit start: the model's value (0.4) is the start and lies outside [0.05, 0.3]
+    path = write_targets(tmp_path, rate_bounds=(0.05, 0.3))
+    with pytest.raises(CalibrationError, match="Adoption Rate: start value 0.4 lies outside"):
+        load_targets(path).checked(load_model(MODEL))
+
+
+@pytest.mark.parametrize("bad, message", [("", "missing value"), ("n/a", "is not a number")])
+def test_csv_with_missing_or_non_numeric_value(tmp_path, capsys, bad, message):
+    path = write_targets(tmp_path)
+    csv = tmp_path / "data" / "adoption.csv"
+    lines = csv.read_text().splitlines()
+    fields = lines[3].split(",")
+    fields[1] = bad
+    lines[3] = ",".join(fields)
+    csv.write_text("\n".join(lines) + "\n")
+    status, err = run_cli(tmp_path, path, capsys)
+    assert status == 2
+    assert f"{csv}:4: value: {message}" in err
+
+
+def test_thin_series_needs_an_assumed_sigma(tmp_path):
+    path = write_targets(tmp_path, extra="first_year = 2017\n")
+    with pytest.raises(CalibrationError, match=r"adoption: only 3 data points: too few to estimate"):
+        load_targets(path)
+
+
+def test_non_convergence_fails_without_writing(tmp_path, capsys):
+    # Adoption is positive, but a log error model on a variable that is zero everywhere
+    # (Initial Adopters = 0) leaves no valid point: the fit cannot converge.
+    path = write_targets(tmp_path)
+    path.write_text(path.read_text().replace('"Initial Adopters" = 5', '"Initial Adopters" = 0'))
+    status, err = run_cli(tmp_path, path, capsys)
+    assert status == 1
+    assert "did not converge" in err and str(path) in err
+
+
+def test_evaluation_budget_exhausted_is_not_converged(tmp_path):
+    path = write_targets(tmp_path)
+    with pytest.raises(FitFailed, match="did not converge"):
+        calibrate(path, starts=1, maxfev=4, progress=False)
+
+
+def test_malformed_toml_names_the_line(tmp_path):
+    path = write_targets(tmp_path)
+    path.write_text(path.read_text().replace('lower = 50', 'lower = = 50'))
+    with pytest.raises(CalibrationError, match=rf"{path}:\d+: malformed TOML"):
+        load_targets(path)
+
+
+def test_simulator_is_swappable(tmp_path):
+    """fit() takes any simulate(params) -> DataFrame callable (e.g. a vectorized engine)."""
+    from calibration.fit import fit, simulator_for
+
+    path = write_targets(tmp_path, 2)
+    model = load_model(MODEL)
+    targets = load_targets(path).checked(model)
+    inner = simulator_for(model, targets)
+    calls = []
+
+    def simulate(params):
+        calls.append(dict(params))
+        return inner(params)
+
+    result = fit(None, targets, rng=np.random.default_rng(0), starts=1, simulate=simulate, progress=False)
+    assert result.converged and calls
+    assert set(calls[0]) == {"Adoption Rate", "Market Size"}
