@@ -92,7 +92,7 @@ def structure_problems(structure: ModelStructure) -> list[Problem]:
 def sidecar_problems(structure: ModelStructure) -> list[Problem]:
     """Loop names in the sidecar that match no loop, or whose polarity is not the computed one."""
     from sdloop.euler import simulate
-    from sdloop.loops import find_loops, load_loop_names, match_name, sidecar_path
+    from sdloop.loops import causal_graph, load_loop_names, named_loop, sidecar_path
 
     try:
         names = load_loop_names(structure.path)
@@ -105,16 +105,13 @@ def sidecar_problems(structure: ModelStructure) -> list[Problem]:
         run = simulate(structure)
     except SdloopError:
         run = None
-    try:
-        loops = find_loops(structure, run)
-    except SdloopError as exc:
-        return [Problem(file, None, None, f"loop names not checked: {exc.message}")]
+    graph = causal_graph(structure)
     problems = []
     for entry in names:
-        matches = [loop for loop in loops if match_name(loop.variables, [entry]) is entry]
-        if not matches:
+        loop = named_loop(structure, entry, run, graph=graph)
+        if loop is None:
             problems.append(Problem(file, entry.line, entry.name, "matches no feedback loop of the model"))
-        elif entry.polarity and matches[0].polarity != entry.polarity:
+        elif entry.polarity and loop.polarity != entry.polarity:
             problems.append(Problem(file, entry.line, entry.name,
-                                    f"expected polarity {entry.polarity}, found {matches[0].polarity}"))
+                                    f"expected polarity {entry.polarity}, found {loop.polarity}"))
     return problems

@@ -77,19 +77,9 @@ def add_loops_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def _case_parameters(path: Path) -> dict[str, float]:
-    try:
-        from sdloop.overrides import load_case
-    except ImportError:  # pragma: no cover - the overrides module is part of the package
-        load_case = None
-    if load_case is not None:
-        return dict(load_case(path).parameters)
-    import tomllib
+    from sdloop.overrides import load_case
 
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise OverrideError(f"cannot read case file: {exc}", file=path) from None
-    return {str(k): float(v) for k, v in data.get("parameters", {}).items()}
+    return dict(load_case(path).parameters)
 
 
 def _resolve_case(structure, path: Path) -> dict[str, float]:
@@ -106,31 +96,18 @@ def _resolve_case(structure, path: Path) -> dict[str, float]:
 
 def run_loops(args: argparse.Namespace) -> int:
     """List the loops of ``args.model`` (and their dominance); the exit status."""
-    from sdloop.euler import Evaluator
-    from sdloop.loops import causal_graph, find_loops, link_polarities, load_loop_names
+    from sdloop.loop_analysis import analyse_model
     from sdloop.structure import build_structure
 
     structure = build_structure(args.model)
     overrides = _resolve_case(structure, args.case) if args.case else {}
-    structure.require_simulable()
-    evaluator = Evaluator(structure)
-    try:
-        run = evaluator.run(overrides)
-    except SdloopError as exc:
-        if args.dominance:
-            raise
-        print(f"sdloop: note: link signs decided without a run ({exc})", file=sys.stderr)
-        run = None
-    graph = causal_graph(structure)
-    links = link_polarities(structure, graph, run)
-    loops = find_loops(structure, run, names=load_loop_names(args.model), max_loops=args.max_loops,
-                       graph=graph, links=links, independent=args.independent)
+    analysis = analyse_model(args.model, overrides, dominance=args.dominance, max_loops=args.max_loops,
+                             independent=args.independent, structure=structure)
+    if analysis.note:
+        print(f"sdloop: note: {analysis.note}", file=sys.stderr)
+    loops, links, dominance = analysis.loops, analysis.links, analysis.dominance
     result = {"model": str(args.model), "loops": [loop.as_dict() for loop in loops]}
-    dominance = None
-    if args.dominance:
-        from sdloop.dominance import loop_dominance
-
-        dominance = loop_dominance(structure, run, loops, evaluator=evaluator)
+    if dominance is not None:
         result["dominance"] = [
             {"partition": p.partition + 1, "start": p.start, "end": p.end, "loop": p.loop,
              "polarity": p.polarity, "mean_relative_score": round(p.mean_relative_score, 4)}

@@ -28,34 +28,46 @@ def _label(loop: Loop) -> str:
 
 
 def relative_scores_plot(dominance: Dominance, *, ax=None, partition: int = 0, max_lines: int = MAX_LINES,
-                         time_label: str = "Time", title: str | None = None):
-    """Relative loop scores of one cycle partition over time (largest ``max_lines`` loops).
+                         time_label: str = "Time", title: str | None = None, phases=None):
+    """Relative loop scores of one cycle partition over time (largest ``max_lines`` loops),
+    in the house style: reinforcing loops solid, balancing loops dashed, gray levels and
+    markers told apart in print; the others are summed as "other". ``phases`` (as in
+    ``sdloop.plotting.POLICY_PHASES``) shades periods of the time axis."""
+    from sdloop import plotting
 
-    Reinforcing loops are solid, balancing loops dashed; the others are summed as "other".
-    """
-    if ax is None:
-        _, ax = plt.subplots(figsize=(7.2, 3.2), layout="constrained")
-    ids = list(dominance.partitions[partition]) if dominance.partitions else []
-    rel = dominance.relative_scores[ids]
-    ranked = sorted(ids, key=lambda i: -float(rel[i].abs().max()))
-    shown, rest = ranked[:max_lines], ranked[max_lines:]
-    by_id = {loop.id: loop for loop in dominance.loops}
-    colors = plt.rcParams["axes.prop_cycle"].by_key().get("color", ["k"])
-    for k, loop_id in enumerate(shown):
-        loop = by_id[loop_id]
-        style = "-" if loop.polarity == "R" else "--" if loop.polarity == "B" else ":"
-        ax.plot(rel.index, rel[loop_id], style, color=colors[k % len(colors)], label=_label(loop))
-    if rest:
-        ax.plot(rel.index, rel[rest].sum(axis=1), color="0.6", linewidth=0.8,
-                label=f"{len(rest)} other loops (sum)")
-    ax.axhline(0, color="0.3", linewidth=0.5)
-    ax.set_ylim(-1.05, 1.05)
-    ax.set_xlim(rel.index.min(), rel.index.max())
-    ax.set_xlabel(time_label)
-    ax.set_ylabel("Relative loop score")
-    if title:
-        ax.set_title(title, loc="left")
-    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False, fontsize="small")
+    with plotting.style():
+        if ax is None:
+            _, ax = plt.subplots(figsize=(plotting.DOUBLE_COLUMN, 2.2 * plotting.PANEL_HEIGHT / 1.6),
+                                 layout="constrained")
+        ids = list(dominance.partitions[partition]) if dominance.partitions else []
+        rel = dominance.relative_scores[ids]
+        ranked = sorted(ids, key=lambda i: -float(rel[i].abs().max()))
+        shown, rest = ranked[:max_lines], ranked[max_lines:]
+        by_id = {loop.id: loop for loop in dominance.loops}
+        grays, markers = ("0.0", "0.3", "0.5", "0.65"), ("", "o", "s", "^", "v", "D")
+        counts = {"R": 0, "B": 0}
+        for loop_id in shown:
+            loop = by_id[loop_id]
+            kind = loop.polarity if loop.polarity in counts else "B"
+            k = counts[kind]
+            counts[kind] += 1
+            style = "-" if loop.polarity == "R" else "--" if loop.polarity == "B" else ":"
+            ax.plot(rel.index, rel[loop_id], linestyle=style, color=grays[k % len(grays)],
+                    marker=markers[(k // len(grays)) % len(markers)] or None,
+                    markevery=max(len(rel) // 12, 1), ms=3, markerfacecolor="white", label=_label(loop))
+        if rest:
+            ax.plot(rel.index, rel[rest].sum(axis=1), color="0.75", linewidth=0.8,
+                    label=f"{len(rest)} other loops (sum)")
+        ax.axhline(0, color="0.3", linewidth=0.5)
+        ax.set_ylim(-1.05, 1.05)
+        ax.set_xlim(rel.index.min(), rel.index.max())
+        if phases:
+            plotting.shade_phases(ax, phases)
+        ax.set_xlabel(time_label)
+        ax.set_ylabel("Relative loop score (-)")
+        if title:
+            ax.set_title(title, loc="left")
+        ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     return ax
 
 

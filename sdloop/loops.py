@@ -253,14 +253,40 @@ def find_loops(structure: ModelStructure, run: Trajectory | None = None, *,
         found.append((nodes, _collapse(nodes, structure), loop_polarity(loop_links, structure, run)))
     found.sort(key=lambda f: (len(f[1]), [position[v] for v in f[1]]))
     counters: dict[str, int] = {}
+    reserved = {entry.id for entry in names or [] if entry.id}
     loops = []
     for nodes, variables, polarity in found:
         named = match_name(variables, names or [])
-        prefix = {"R": "R", "B": "B"}.get(polarity, "U")
-        counters[prefix] = counters.get(prefix, 0) + 1
-        loop_id = (named.id if named and named.id else f"{prefix}{counters[prefix]}")
+        if named and named.id:
+            loop_id = named.id
+        else:  # the next free default id: sidecar ids are never reused for other loops
+            prefix = {"R": "R", "B": "B"}.get(polarity, "U")
+            counters[prefix] = counters.get(prefix, 0) + 1
+            while f"{prefix}{counters[prefix]}" in reserved:
+                counters[prefix] += 1
+            loop_id = f"{prefix}{counters[prefix]}"
         loops.append(Loop(loop_id, named.name if named else None, polarity, variables, tuple(nodes)))
     return loops
+
+
+def named_loop(structure: ModelStructure, entry: LoopName, run: Trajectory | None = None, *,
+               graph: nx.DiGraph | None = None, links: dict[tuple[str, str], Link] | None = None) -> Loop | None:
+    """The loop a sidecar entry names, found among the entry's own variables only (so it
+    works on models with more loops than any cap), or None if those variables form no loop."""
+    graph = causal_graph(structure) if graph is None else graph
+    wanted = {normalize(v) for v in entry.variables}
+    nodes = [n for n in graph if normalize(structure.variables[n].vensim_name) in wanted]
+    position = {name: i for i, name in enumerate(structure.variables)}
+    for cycle in nx.simple_cycles(graph.subgraph(nodes)):
+        rotated = _rotate_to_stock(cycle, structure, position)
+        variables = _collapse(rotated, structure)
+        if {normalize(v) for v in variables} == wanted:
+            if links is None:
+                links = link_polarities(structure, graph.subgraph(nodes).copy(), run)
+            loop_links = [links[a, b] for a, b in zip(rotated, rotated[1:] + rotated[:1])]
+            return Loop(entry.id or "", entry.name, loop_polarity(loop_links, structure, run), variables,
+                        tuple(rotated))
+    return None
 
 
 def match_name(variables: tuple[str, ...], names: list[LoopName]) -> LoopName | None:
@@ -325,5 +351,6 @@ def analyse(structure: ModelStructure, run: Trajectory | None = None, *,
 
 __all__ = [
     "Link", "Loop", "LoopName", "TooManyLoops", "analyse", "causal_graph", "evaluate_along", "find_loops",
-    "independent_cycles", "link_polarities", "load_loop_names", "loop_polarity", "match_name", "sidecar_path",
+    "independent_cycles", "link_polarities", "load_loop_names", "loop_polarity", "match_name", "named_loop",
+    "sidecar_path",
 ]

@@ -81,6 +81,8 @@ def run_policy_loop(models_dir: Path, out: Path, scenarios: str | None = None,
         baseline = _with_factor_indices(runs["baseline"])
         fig = key_stocks(baseline, units)
         plotting.save_figure(fig, out / "key_stocks_baseline")
+    if "baseline" in params:
+        _dominance_outputs(model_path, params["baseline"], out)
     fig = plotting.scenario_comparison_figure(
         runs, ["Technological Capability", "High Tech Share", "Policy Effort", "Cumulative Policy Funds"], units)
     plotting.save_figure(fig, out / "scenario_comparison")
@@ -99,3 +101,19 @@ def _with_factor_indices(frame: pd.DataFrame) -> pd.DataFrame:
 def key_stocks(frame: pd.DataFrame, units: dict[str, str]):
     """The baseline multi-panel figure of the loop's key stocks."""
     return plotting.key_stocks_figure(frame, KEY_PANELS, units)
+
+
+def _dominance_outputs(model_path: Path, params: dict[str, float], out: Path) -> None:
+    """Loops That Matter on the baseline run: the dominant loop per period and the figure."""
+    from sdloop import loop_plots
+    from sdloop.dominance import describe_periods
+    from sdloop.loop_analysis import analyse_model
+    from sdloop.output import atomic_write_text
+
+    analysis = analyse_model(model_path, params, dominance=True)
+    dominance = analysis.dominance
+    write_csv(dominance.relative_scores, out / "relative_loop_scores.csv")
+    atomic_write_text(out / "dominant_loops.txt", "\n".join(describe_periods(dominance, min_length=2.0)) + "\n")
+    ax = loop_plots.relative_scores_plot(dominance, time_label="Year", phases=plotting.POLICY_PHASES,
+                                         title="Which loops drive the baseline (Loops That Matter)")
+    loop_plots.save(ax, out / "loop_dominance")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from conftest import MODELS, ROOT
 from sdloop.source import SourceIndex, read_text, split_equations
 
@@ -17,10 +19,11 @@ def documented_variables(section: str) -> set[str]:
                                                      r"constant|control) \|", body, re.M)}
 
 
-def test_models_readme_documents_every_variable_of_the_loop_model():
-    path = MODELS / "policy_loop.mdl"
+@pytest.mark.parametrize("model", ["policy_loop.mdl", "sector_lifecycle.mdl"])
+def test_models_readme_documents_every_variable(model):
+    path = MODELS / model
     names = set(SourceIndex(path, split_equations(path, read_text(path))).names())
-    documented = documented_variables("policy_loop.mdl")
+    documented = documented_variables(model)
     assert names - documented == set(), "undocumented variables"
     assert documented - names == set(), "documented variables the model does not have"
 
