@@ -31,7 +31,26 @@ def _scaled(frame: pd.DataFrame, series, scale: float) -> pd.Series:
 
 
 def _xlim(ax, years, extra=1.5):
-    ax.set_xlim(min(years) - 1.5, max(years) + extra)
+    ax.set_xlim(min(min(years) - 1.5, max(years) - 6), max(years) + extra)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=6))
+
+
+def _plain_log(ax, axis="y"):
+    """Plain numbers (1,000 not 10^3) on a log axis."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    target = ax.yaxis if axis == "y" else ax.xaxis
+    target.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    target.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 1 else f"{v:.3g}"))
+    target.set_minor_formatter(NullFormatter())
+
+
+def _short_unit(unit: str) -> str:
+    """A y-axis label from a data unit: the text before any parenthesis or comma, at most 32 chars."""
+    short = unit.split("(")[0].split(",")[0].strip()
+    return short if len(short) <= 32 else short[:31] + "…"
 
 
 def fit_figure(cal: Calibration, *, ax=None):
@@ -63,16 +82,16 @@ def fit_figure(cal: Calibration, *, ax=None):
             axis.plot(t, best, color="0", lw=1.1, ls="-", label="model (best fit)")
             axis.plot(_times(s, part["year"]), part["data"], ls="none", marker="o", ms=3.2,
                       mfc="white", mec="0", mew=0.9, label="data")
-            if s.error == "log":
-                axis.set_yscale("log")
             _xlim(axis, part["year"])
             lo = min(part["data"].min(), part["model"].min())
             hi = max(part["data"].max(), part["model"].max())
             if s.error == "log":
+                axis.set_yscale("log")
                 axis.set_ylim(lo / 2.5, hi * 2.5)
-            axis.set_title(f"{s.name}  (n={len(part)}, {s.variable}"
-                           + (", level fitted" if s.scale is None else "") + ")", loc="left")
-            axis.set_ylabel(cal.targets.data[s.name].unit[:48])
+                _plain_log(axis)
+            axis.set_title(f"{s.name} (n={len(part)}" + (", level fitted" if s.scale is None else "")
+                           + ")", loc="left")
+            axis.set_ylabel(_short_unit(cal.targets.data[s.name].unit))
             axis.set_xlabel("Year")
         axes[0].legend(loc="lower right")
         fig.suptitle(f"{cal.targets.name}: model against published data (data at mid-year: annual values)",
@@ -100,7 +119,7 @@ def residual_figure(cal: Calibration):
             axis.vlines(x, 0, part["residual"], color="0.3", lw=0.8)
             axis.plot(x, part["residual"], ls="none", marker="o", ms=3.2, color="0")
             _xlim(axis, part["year"], extra=1.0)
-            axis.set_title(f"{s.name}: sigma = {sigma:.3g} ({'estimated' if s.sigma is None else 'assumed'})",
+            axis.set_title(f"{s.name}: sigma {sigma:.3g} ({'est.' if s.sigma is None else 'assumed'})",
                            loc="left")
             axis.set_ylabel("log(model) - log(data)" if s.error == "log" else "model - data")
             axis.set_xlabel("Year")
@@ -119,16 +138,25 @@ def profile_figure(cal: Calibration):
             axis.plot(pts["value"], pts["delta"], color="0", marker="o", ms=3, lw=1)
             axis.axhline(cut, color="0.4", ls="--", lw=0.8)
             axis.axvline(prof.estimate, color="0.4", ls=":", lw=0.8)
+            lo, hi = float(pts["value"].min()), float(pts["value"].max())
             if p.transform == "log":
                 axis.set_xscale("log")
-            axis.set_xlim(p.lower, p.upper)
+                pad = (hi / lo) ** 0.08
+                axis.set_xlim(max(p.lower, lo / pad), min(p.upper, hi * pad))
+                _plain_log(axis, "x")
+            else:
+                pad = 0.08 * (hi - lo)
+                axis.set_xlim(max(p.lower, lo - pad), min(p.upper, hi + pad))
+            for bound in (p.lower, p.upper):
+                if lo - 1e-12 <= bound <= hi + 1e-12:
+                    axis.axvline(bound, color="0", lw=2.0)
             axis.set_ylim(-0.2, max(2 * cut, min(float(pts["delta"].max()) * 1.1, 4 * cut)))
-            flag = "" if prof.identified else "  NOT IDENTIFIED"
+            flag = "  NOT IDENTIFIED" if not prof.identified else ""
             axis.set_title(f"{p.name}{flag}", loc="left")
-            axis.set_xlabel(f"{p.name} (search bounds as axis limits)")
+            axis.set_xlabel(f"{p.name} (bounds {p.lower:g}-{p.upper:g})")
             axis.set_ylabel("NLL - NLL at best")
         fig.suptitle(f"{cal.targets.name}: profile likelihood (dashed: 95% cut {cut:.2f}; "
-                     "shaded: 95% interval; dotted: estimate)", fontsize=8)
+                     "shaded: 95% interval; dotted: estimate; thick: a search bound)", fontsize=8)
     return fig
 
 
@@ -159,14 +187,15 @@ def holdout_figure(cal: Calibration):
                       label="data used in the fit")
             axis.plot(_times(s, test["year"]), test["data"], ls="none", marker="o", ms=3.6, mfc="white",
                       mec="0", mew=0.9, label="held-out data")
+            _xlim(axis, part["year"])
             if s.error == "log":
                 axis.set_yscale("log")
                 lo = min(part["data"].min(), part["model"].min())
                 hi = max(part["data"].max(), part["model"].max())
                 axis.set_ylim(lo / 2.5, hi * 2.5)
-            _xlim(axis, part["year"])
+                _plain_log(axis)
             axis.set_title(s.name, loc="left")
-            axis.set_ylabel(cal.targets.data[s.name].unit[:48])
+            axis.set_ylabel(_short_unit(cal.targets.data[s.name].unit))
             axis.set_xlabel("Year")
         axes[0].legend(loc="lower right")
         fig.suptitle(f"{cal.targets.name}: out-of-sample check, {year} onward held back (shaded)",

@@ -131,7 +131,7 @@ def fitted_case_text(cal: Calibration) -> str:
         "[parameters]",
     ]
     if t.inputs:
-        lines.append("# --- dated policy inputs (policy_events.csv; fixed during the fit, not estimated)")
+        lines.append("# --- dated inputs (fixed during the fit, not estimated; sources in the comments)")
         for name, value in t.inputs.items():
             comment = t.input_comments.get(name, "")
             lines.append(f"\"{name}\" = {value:.10g}" + (f"  # {comment}" if comment else ""))

@@ -159,7 +159,7 @@ def _replace(obj, **changes):
 
 
 def _block_lines(text: str, header: str) -> list[int]:
-    pattern = re.compile(r"^\s*\[\[\s*" + re.escape(header) + r"\s*\]\]", re.M)
+    pattern = re.compile(r"^[ \t]*\[\[\s*" + re.escape(header) + r"\s*\]\]", re.M)
     return [text.count("\n", 0, m.start()) + 1 for m in pattern.finditer(text)]
 
 

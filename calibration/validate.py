@@ -31,11 +31,19 @@ def log_linear_forecast(years, values, future) -> np.ndarray:
 def out_of_sample_table(holdout: FitResult) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Point table (series, year, data, model, naive) and per-series summary of a held-out fit."""
     frame = holdout.prediction.frame
+    level_free = {s.name for s in holdout.targets.series if s.scale is None}
     points, summary = [], []
     for name, rows in frame.groupby("series", sort=False):
         train = rows[rows["used"]]
         test = rows[~rows["used"]]
         if test.empty:
+            continue
+        if name in level_free and train.empty:
+            # the level of this series is estimated from the fitted years: nothing to forecast
+            summary.append({"series": name, "train_points": 0, "test_points": len(test),
+                            "model_MAPE": math.nan, "naive_MAPE": math.nan, "model_RMSLE": math.nan,
+                            "naive_RMSLE": math.nan,
+                            "verdict": "no forecast (level estimated, no training points)"})
             continue
         naive = log_linear_forecast(train["year"], train["data"], test["year"])
         for (_, row), nv in zip(test.iterrows(), naive):

@@ -80,7 +80,7 @@ def test_csv_with_missing_or_non_numeric_value(tmp_path, capsys, bad, message):
     csv.write_text("\n".join(lines) + "\n")
     status, err = run_cli(tmp_path, path, capsys)
     assert status == 2
-    assert f"{csv}:4: value: {message}" in err
+    assert f"{csv}:4: value: " in err and message in err
 
 
 def test_thin_series_needs_an_assumed_sigma(tmp_path):
