@@ -35,5 +35,8 @@ calibrate: $(STAMP)
 	$(BIN)/sdloop calibrate ic
 	$(BIN)/sdloop calibrate national
 
+bench: $(STAMP)
+	$(BIN)/sdloop bench
+
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

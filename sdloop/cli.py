@@ -26,6 +26,7 @@ def _add_simulate(sub) -> None:
                    help="simulation engine (numpy: the vectorized engine)")
     p.add_argument("--columns", help='comma-separated Vensim names, e.g. "Talent,Policy Funds"')
     p.add_argument("--out", type=Path, help="CSV file to write (default: standard output)")
+    p.add_argument("--show-code", action="store_true", help="with --engine numpy: print the generated code")
     p.set_defaults(handler=_simulate)
 
 
@@ -34,13 +35,18 @@ def _simulate(args: argparse.Namespace) -> int:
     from sdloop.output import write_csv
     from sdloop.overrides import load_case, merge, parse_set
 
-    if args.engine == "numpy":
-        raise SdloopError("the numpy engine is not available yet; use --engine pysd")
-    model = load_model(args.model)
     layers = [load_case(path) for path in args.case] + [parse_set(args.assignments)]
-    params = merge(model, layers)
     columns = [c.strip() for c in args.columns.split(",") if c.strip()] if args.columns else None
-    frame = model.run(params, final_time=args.final_time, columns=columns)
+    if args.engine == "numpy":
+        from sdloop.cli_ensemble import simulate_numpy
+
+        frame = simulate_numpy(args.model, layers, final_time=args.final_time, columns=columns,
+                               show_code=args.show_code)
+        if frame is None:
+            return 0
+    else:
+        model = load_model(args.model)
+        frame = model.run(merge(model, layers), final_time=args.final_time, columns=columns)
     if args.out:
         write_csv(frame, args.out)
     else:
@@ -63,6 +69,7 @@ def _add_run(sub) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from sdloop.ensemble_report import headline, run_default_ensemble
     from sdloop.output import manifest, write_csv, write_json
     from sdloop.policy_report import run_policy_loop
     from sdloop.sector_report import run_sectors, summary_table
@@ -72,12 +79,15 @@ def _run(args: argparse.Namespace) -> int:
         loop = run_policy_loop(args.models, run_dir / "policy_loop", args.loop_scenarios, fitted)
         sector = run_sectors(args.models, run_dir / "sector", cases=args.cases, strategies=args.strategies,
                              scenarios=args.scenarios, fitted_dir=fitted)
+        ensemble = run_default_ensemble(args.models, run_dir / "ensemble", cases=args.cases,
+                                        strategies=args.strategies, scenarios=args.scenarios, fitted_dir=fitted)
         calibrated = loop["calibrated"] + sector["calibrated"]
         write_csv(sector["metrics"], run_dir / "metrics.csv", index=False, na_rep="", float_format="%.6g")
         write_json(
             manifest(models={"policy_loop": loop["model"], "sector_lifecycle": sector["model"]},
                      runs={**loop["parameters"], **{f"sector/{k}": v for k, v in sector["parameters"].items()}},
-                     inputs={**loop["inputs"], **sector["inputs"]}, seeds={}, command=sys.argv,
+                     inputs={**loop["inputs"], **sector["inputs"], **ensemble["inputs"]},
+                     seeds={"ensemble": ensemble["seed"]}, command=sys.argv,
                      notes={"calibrated": calibrated or "none: models run on their documented priors"}),
             run_dir / "manifest.json",
         )
@@ -85,6 +95,7 @@ def _run(args: argparse.Namespace) -> int:
     print(loop["summary"].to_string(float_format=lambda v: f"{v:,.3f}"))
     print("\nSector lifecycle: strategies by case and scenario (metrics.csv):")
     print(summary_table(sector["metrics"]))
+    print("\n" + headline(ensemble))
     print("\nCalibrated parameters used for: " + (", ".join(calibrated) if calibrated else
                                                   "none (documented priors)"))
     print(f"Results written to {args.results / 'latest'}")
@@ -110,8 +121,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_calibrate_parser(sub)
     from sdloop.cli_analysis import add_check_parser, add_loops_parser
+    from sdloop.cli_ensemble import add_bench_parser, add_ensemble_parser
 
     add_check_parser(sub)
+    add_bench_parser(sub)
+    add_ensemble_parser(sub)
     add_loops_parser(sub)
     return parser
 

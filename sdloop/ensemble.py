@@ -8,7 +8,9 @@ merged as chunks finish, so memory stays bounded however many runs there are. In
 counts and maxima merge in any order; float sums are kept per chunk and added in chunk
 order, so the same seed and chunk size give bit-identical results in-process, on a process
 pool or on a dask.distributed cluster. Another chunk size regroups the samples: counts,
-maxima and histograms stay identical, float sums (means) change by rounding only.
+maxima and histograms stay identical, float sums (means) change by rounding only (as long as
+both chunk sizes are on the same side of STACK_LIMIT: small chunks run every strategy in
+one engine call, which rounds differently).
 
 Layers of a run: model defaults < case < fitted < sampled value < scenario < strategy.
 """
@@ -45,6 +47,7 @@ METRIC_EDGES = {
     "cumulative_fiscal_cost": np.concatenate([[0.0], np.logspace(-3, 6, 901)]),
     "cost_per_capability": np.concatenate([[0.0], np.logspace(-3, 7, 1001)]),
 }
+STACK_LIMIT = 4096  # chunks of fewer runs (samples x strategies) run every strategy in one engine call
 NEVER_PENALTY = 1.0  # for best and regret, a run that never breaks through counts as horizon + 1 year
 
 
@@ -85,6 +88,7 @@ class Chunk:
     base: Mapping[str, float]  # case (and fitted) overrides
     layers: tuple[tuple[str, Mapping[str, float]], ...]  # (strategy, scenario + strategy overrides)
     band_step: int = 4  # saved times between band points (4 x 0.25 year = yearly)
+    stacked: bool = False  # all strategies in one engine call (see STACK_LIMIT)
 
 
 @dataclass
@@ -132,6 +136,34 @@ def _histogram(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
     return np.bincount(idx, minlength=len(edges) + 1)
 
 
+class _Slice:
+    """Runs [lo, hi) of a stacked EngineResult, looking like a result of its own."""
+
+    def __init__(self, result, lo: int, hi: int) -> None:
+        self.times, self.lo, self.hi, self._result = result.times, lo, hi, result
+        self.finite = result.finite[lo:hi]
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self._result[name][:, self.lo:self.hi]
+
+
+def _runs(engine: Engine, chunk: Chunk, sampled: Mapping[str, np.ndarray]):
+    """(strategy index, parameters, result) for every strategy; small chunks run all strategies in
+    one engine call (their levers become arrays), large ones one call per strategy."""
+    n, columns = len(chunk.unit), list(METRIC_VARIABLES)
+    params = [{**chunk.base, **sampled, **layer} for _, layer in chunk.layers]
+    if not chunk.stacked:
+        for s, p in enumerate(params):
+            yield s, p, engine.run(p, n=n, columns=columns)
+        return
+    names = set().union(*params)
+    stacked = {name: np.concatenate([np.broadcast_to(np.asarray(p.get(name, engine.defaults[name]), float), (n,))
+                                     for p in params]) for name in names}
+    result = engine.run(stacked, n=n * len(params), columns=columns)
+    for s, p in enumerate(params):
+        yield s, p, _Slice(result, s * n, (s + 1) * n)
+
+
 def run_chunk(chunk: Chunk) -> ChunkSummary:
     """Run every strategy on the chunk's samples and summarize (the unit of distributed work)."""
     engine = engine_for(chunk.model)
@@ -143,9 +175,7 @@ def run_chunk(chunk: Chunk) -> ChunkSummary:
     metrics = np.empty((S, M, n))
     nonfinite = np.zeros(S, dtype=np.int64)
     band_hist = None
-    for s, (_, layer) in enumerate(chunk.layers):
-        params = {**chunk.base, **sampled, **layer}
-        result = engine.run(params, n=n, columns=list(METRIC_VARIABLES))
+    for s, params, result in _runs(engine, chunk, sampled):
         threshold = params.get(THRESHOLD, engine.defaults[THRESHOLD])
         values = sector_metrics_vectorized(result, threshold)
         bad = ~result.finite
@@ -252,9 +282,10 @@ class EnsembleDesign:
         for (case, base), scenario in itertools.product(self.cases.items(), self.scenarios):
             layers = tuple((name, {**self.scenarios[scenario], **overrides})
                            for name, overrides in self.strategies.items())
+            stacked = chunk_size * len(layers) <= STACK_LIMIT
             for index, start in enumerate(range(0, len(unit), chunk_size)):
                 yield Chunk(self.model, case, scenario, index, start, unit[start:start + chunk_size], space,
-                            dict(base), layers)
+                            dict(base), layers, stacked=stacked)
 
 
 def design_from_experiment(experiment) -> EnsembleDesign:

@@ -74,9 +74,13 @@ def minimax_regret(table: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for (case, scenario, metric), group in table.groupby(["case", "scenario", "metric"], sort=False):
         ranked = group.dropna(subset=["max_regret"])
+        if len(ranked) and ranked["max_regret"].max() == ranked["max_regret"].min():
+            choice = "(all tied)"
+        else:
+            choice = ranked.loc[ranked["max_regret"].idxmin(), "strategy"] if len(ranked) else ""
         rows.append({
             "case": case, "scenario": scenario, "metric": metric,
-            "minimax_regret_strategy": ranked.loc[ranked["max_regret"].idxmin(), "strategy"] if len(ranked) else "",
+            "minimax_regret_strategy": choice,
             "max_regret": ranked["max_regret"].min() if len(ranked) else np.nan,
             "most_often_best": group.loc[group["p_best"].idxmax(), "strategy"],
             "p_best": group["p_best"].max(),

@@ -8,6 +8,7 @@ first-order (S1) and total (ST) indices with bootstrap confidence intervals.
 
 from __future__ import annotations
 
+import warnings
 from typing import Callable, Mapping
 
 import numpy as np
@@ -53,8 +54,10 @@ def sobol_indices(engine: Engine, space: UncertaintySpace, outputs: Outputs, *, 
             rows += [{"output": output, "parameter": name, "S1": 0.0, "S1_conf": 0.0, "ST": 0.0, "ST_conf": 0.0,
                       "note": "constant over the sample"} for name in space.names]
             continue
-        found = sobol_analyze.analyze(problem, y, calc_second_order=False, num_resamples=num_resamples,
-                                      seed=seed)
+        with warnings.catch_warnings():  # SALib warns when some resamples are constant; the note says so
+            warnings.filterwarnings("ignore", message="Constant values encountered")
+            found = sobol_analyze.analyze(problem, y, calc_second_order=False, num_resamples=num_resamples,
+                                          seed=seed)
         for j, name in enumerate(space.names):
             rows.append({"output": output, "parameter": name, "S1": float(found["S1"][j]),
                          "S1_conf": float(found["S1_conf"][j]), "ST": float(found["ST"][j]),
