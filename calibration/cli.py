@@ -1,6 +1,8 @@
 """``sdloop calibrate CASE``: fit, report in a run directory, then write the fitted case file.
 
-The fitted file ``calibration/fitted/CASE.toml`` is written last, atomically, and only
+The fitted file ``calibration/fitted/CASE.toml`` (estimates only) and
+``calibration/fitted/CASE.history.toml`` (the dated inputs the fit assumed) are written last,
+atomically, and only
 after the fit converged and the report is complete: a failed or non-converged fit leaves
 the committed file untouched.
 """
@@ -42,7 +44,7 @@ def calibrate_command(args: argparse.Namespace) -> int:
     from calibration.errors import CalibrationError
     from calibration.fit import default_workers
     from calibration.report import write_report
-    from calibration.run import calibrate, fitted_case_text
+    from calibration.run import calibrate, fitted_case_text, history_case_text
     from sdloop.output import atomic_write_text, new_run_dir
 
     if args.starts < 1:
@@ -53,6 +55,7 @@ def calibrate_command(args: argparse.Namespace) -> int:
                     progress=not args.no_progress)
     with new_run_dir(args.results, f"calibrate-{cal.targets.name}") as run_dir:
         write_report(cal, run_dir)
+    atomic_write_text(args.fitted_dir / f"{cal.targets.name}.history.toml", history_case_text(cal))
     fitted = atomic_write_text(args.fitted_dir / f"{cal.targets.name}.toml", fitted_case_text(cal))
     r = cal.result
     print(f"{cal.targets.name}: NLL {r.nll:.4f}, converged, {r.agreeing_starts}/{len(r.starts)} starts agree, "

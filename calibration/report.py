@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from calibration.run import Calibration, LEVEL, fitted_case_text
+from calibration.run import Calibration, LEVEL, fitted_case_text, history_case_text
 from calibration.uncertainty import threshold
 from sdloop.output import atomic_write_text, manifest, write_csv, write_json
 from sdloop.plotting import panel_grid, save_figure, style
@@ -277,6 +277,7 @@ def write_report(cal: Calibration, run_dir: str | Path) -> None:
     save_figure(profile_figure(cal), run_dir / "profiles")
     save_figure(holdout_figure(cal), run_dir / "holdout")
     atomic_write_text(run_dir / "fitted.toml", fitted_case_text(cal))
+    atomic_write_text(run_dir / "fitted.history.toml", history_case_text(cal))
     atomic_write_text(run_dir / "report.md", summary_markdown(cal))
     t = cal.targets
     write_json(manifest(

@@ -118,24 +118,25 @@ def calibrate(targets: str | Path | Targets, *, seed: int = 1, starts: int = 6,
 
 
 def fitted_case_text(cal: Calibration) -> str:
-    """The fitted values as a case file (``description`` + ``[parameters]``), with comments."""
+    """The estimates as a case file (``description`` + ``[parameters]``), intervals in comments.
+
+    Only estimated parameters: this is the file a runner layers under its scenarios and
+    strategies. The dated policy inputs the fit assumed are in ``history_case_text``.
+    """
     t = cal.targets
-    base = f" on top of the base case {t.case.name}" if t.case else ""
+    base = f" over the base case {t.case.name}" if t.case else ""
+    history = f"calibration/fitted/{t.name}.history.toml"
     lines = [
         "# Written by `sdloop calibrate " + t.name + "`: do not edit by hand; run `make calibrate`.",
         f"# Targets: calibration/targets/{t.path.name}; seed {cal.seed}, {cal.starts} starts.",
+        f"# The fit assumed the dated policy inputs of {history}; add it as a further --case",
+        "# to reproduce the historical calibration run.",
         f"description = \"Calibrated parameters for {t.name}{base}: maximum-likelihood estimates "
-        f"(95% profile-likelihood intervals in the comments) and the dated policy inputs the fit "
-        f"assumed.\"",
+        f"(95% profile-likelihood intervals in the comments).\"",
         "",
         "[parameters]",
+        "# estimated: value  # units; 95% profile-likelihood interval; search bounds",
     ]
-    if t.inputs:
-        lines.append("# --- dated inputs (fixed during the fit, not estimated; sources in the comments)")
-        for name, value in t.inputs.items():
-            comment = t.input_comments.get(name, "")
-            lines.append(f"\"{name}\" = {value:.10g}" + (f"  # {comment}" if comment else ""))
-    lines.append("# --- estimated (value; 95% profile-likelihood interval; search bounds)")
     units = {}
     try:
         from sdloop.model import load_model
@@ -150,4 +151,25 @@ def fitted_case_text(cal: Calibration) -> str:
             f"\"{row['parameter']}\" = {row['estimate']:.6g}  # {unit}; 95% CI "
             f"[{row['ci95_lower']:.4g}, {row['ci95_upper']:.4g}]; bounds [{row['bound_lower']:g}, "
             f"{row['bound_upper']:g}]{flag}")
+    return "\n".join(lines) + "\n"
+
+
+def history_case_text(cal: Calibration) -> str:
+    """The dated inputs the fit assumed, as a case file (historical lever windows, events).
+
+    Kept apart from the estimates so that strategy and scenario runs on a calibrated case do
+    not inherit the historical policy calendar.
+    """
+    t = cal.targets
+    lines = [
+        "# Written by `sdloop calibrate " + t.name + "`: do not edit by hand; edit the [inputs]",
+        f"# of calibration/targets/{t.path.name} and run `make calibrate`.",
+        f"description = \"Dated inputs (historical policy calendar) under which calibration/fitted/"
+        f"{t.name}.toml was estimated; fixed during the fit, not estimated.\"",
+        "",
+        "[parameters]",
+    ]
+    for name, value in t.inputs.items():
+        comment = t.input_comments.get(name, "")
+        lines.append(f"\"{name}\" = {value:.10g}" + (f"  # {comment}" if comment else ""))
     return "\n".join(lines) + "\n"
