@@ -28,7 +28,8 @@ SOBOL_STRATEGY = "lifecycle_phased"
 
 
 def write_ensemble(summary: EnsembleSummary, out: Path, *, units: dict, thresholds: dict,
-                   sobol: dict[str, pd.DataFrame] | None = None, fan_scenarios=None) -> pd.DataFrame:
+                   sobol: dict[str, pd.DataFrame] | None = None, fan_scenarios=None,
+                   fan_variables=(CAPABILITY, SELF_SUFFICIENCY)) -> pd.DataFrame:
     """Tables and figures of an ensemble into ``out``; returns the robustness table."""
     out.mkdir(parents=True, exist_ok=True)
     table = robustness_table(summary)
@@ -53,7 +54,7 @@ def write_ensemble(summary: EnsembleSummary, out: Path, *, units: dict, threshol
                 rows = table[(table.case == case) & (table.scenario == scenario)]
                 fig = ensemble_plots.regret_figure(rows, title=f"{case.upper()}, {scenario.replace('_', ' ')}: regret")
                 plotting.save_figure(fig, figures / f"{case}_{scenario}_regret")
-                for variable in (CAPABILITY, SELF_SUFFICIENCY):
+                for variable in fan_variables:
                     bands = percentile_bands(summary, case, scenario, variable)
                     fig = ensemble_plots.fan_chart(
                         bands, variable, units.get(variable),
@@ -99,7 +100,7 @@ def run_default_ensemble(models_dir: Path, out: Path, *, cases=None, strategies=
     write_csv(pd.concat([t.assign(case=c, scenario=scenario, strategy=strategy) for c, t in sobol.items()]),
               out / "sobol.csv", index=False, float_format="%.4g")
     table = write_ensemble(summary, out, units=experiment.model.units, thresholds=thresholds, sobol=sobol,
-                           fan_scenarios=[scenario])
+                           fan_scenarios=[scenario], fan_variables=(CAPABILITY,))  # bands.csv has the rest
     sobol_runs = sum(SOBOL_BASE * (len(space) + 2) for _ in design.cases)
     return {"seed": seed, "samples": n, "runs": summary.runs + sobol_runs, "table": table,
             "inputs": {"uncertainty": space.source}, "minimax": minimax_regret(table)}
