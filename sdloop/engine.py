@@ -14,7 +14,6 @@ it is a multiple of SAVEPER from INITIAL TIME. The code itself comes from
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -22,9 +21,9 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from sdloop.codegen import CONSTANT_KINDS, generate
+from sdloop.codegen import generate
 from sdloop.errors import OverrideError, SimulationError
-from sdloop.source import normalize
+from sdloop.source import normalize, resolve_name
 from sdloop.structure import CONTROL, ModelStructure, build_structure
 
 RPREC = 1e-5  # PySD's relative precision of final and saved times (in TIME STEPs)
@@ -70,23 +69,11 @@ class Engine:
     def resolve(self, name: str, *, constants_only: bool = False, source: str | None = None,
                 line: int | None = None) -> str:
         """The model's spelling of ``name``; OverrideError with close matches if unknown."""
-        pool = self.constants if constants_only else self.variables
-        by_norm = {normalize(n): n for n in pool}
-        found = by_norm.get(normalize(name))
-        if found:
-            return found
         var = self.structure.get(name)
-        if constants_only and var is not None and var.owner is None:
-            raise OverrideError(
-                f"not a constant of {self.path.name}: it is computed by an equation"
-                + (f" (line {var.line})" if var.line else "") + " and cannot be overridden",
-                file=source, line=line, variable=name)
-        close = difflib.get_close_matches(name, pool, n=3, cutoff=0.6)
-        if not close:
-            close = [by_norm[c] for c in difflib.get_close_matches(normalize(name), list(by_norm), n=3, cutoff=0.6)]
-        hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-        kind = "constant" if constants_only else "variable"
-        raise OverrideError(f"unknown {kind} in {self.path.name}{hint}", file=source, line=line, variable=name)
+        return resolve_name(name, self.constants if constants_only else self.variables,
+                            model_name=self.path.name, constants_only=constants_only,
+                            computed=var is not None and var.owner is None,
+                            computed_line=var.line if var is not None else None, source=source, line=line)
 
     def check(self, params: Mapping[str, object]) -> dict[str, object]:
         """``params`` under the model's spelling (raises OverrideError before any run)."""

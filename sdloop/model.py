@@ -8,7 +8,6 @@ so no override leaks into a later run.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import os
 import shutil
@@ -22,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from sdloop.errors import ModelFileError, OverrideError, SimulationError
-from sdloop.source import SourceIndex, normalize, parse_model, read_text, split_equations
+from sdloop.source import SourceIndex, normalize, parse_model, read_text, resolve_name, split_equations
 
 CONTROL_NAMES = ("INITIAL TIME", "FINAL TIME", "TIME STEP", "SAVEPER")
 
@@ -157,26 +156,10 @@ class Model:
     def resolve(self, name: str, *, constants_only: bool = False, source: str | None = None,
                 line: int | None = None) -> str:
         """The model's Vensim spelling of ``name``; OverrideError with close matches if unknown."""
-        pool = self.constants if constants_only else self.variables
-        by_norm = {normalize(n): n for n in pool}
-        found = by_norm.get(normalize(name))
-        if found:
-            return found
-        if constants_only and normalize(name) in self._py_name:
-            eq_line = self.index.line(name)
-            raise OverrideError(
-                f"not a constant of {self.path.name}: it is computed by an equation"
-                + (f" (line {eq_line})" if eq_line else "") + " and cannot be overridden",
-                file=source, line=line, variable=name,
-            )
-        close = difflib.get_close_matches(name, pool, n=3, cutoff=0.6)
-        if not close:
-            close = difflib.get_close_matches(normalize(name), list(by_norm), n=3, cutoff=0.6)
-            close = [by_norm[c] for c in close]
-        hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-        kind = "constant" if constants_only else "variable"
-        raise OverrideError(f"unknown {kind} in {self.path.name}{hint}", file=source, line=line,
-                            variable=name)
+        return resolve_name(name, self.constants if constants_only else self.variables,
+                            model_name=self.path.name, constants_only=constants_only,
+                            computed=normalize(name) in self._py_name, computed_line=self.index.line(name),
+                            source=source, line=line)
 
     def _constant_value(self, name: str) -> float:
         return float(getattr(self._pysd.components, self._py_name[normalize(name)])())

@@ -81,7 +81,7 @@ def test_run_writes_a_complete_run_directory_and_never_overwrites(tmp_path):
     manifest = json.loads((latest / "manifest.json").read_text())
     assert {"sdloop", "pysd", "python"} <= set(manifest["versions"])
     assert manifest["models"]["policy_loop"]["sha256"]
-    assert manifest["parameters"]["policy_loop/doubled_funds"] == {"Policy Fund Multiplier": 2.0}
+    assert manifest["parameters"]["policy_loop/doubled_funds"]["Policy Fund Multiplier"] == 2.0
     before = {p: p.stat().st_mtime_ns for p in latest.rglob("*")}
 
     second = sdloop("run", "--models", MODELS, "--results", tmp_path / "results", *SMALL_RUN)
