@@ -55,8 +55,6 @@ def _short_unit(unit: str) -> str:
 
 def fit_figure(cal: Calibration, *, ax=None):
     """Model against data per series: best fit, parameter band, predictive band."""
-    import matplotlib.pyplot as plt  # noqa: F401  (style context)
-
     result = cal.result
     frame = result.prediction.frame
     with style():

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from calibration.errors import FitFailed
-from calibration.fit import FitResult, fit, simulator_for
+from calibration.fit import FitResult, fit
 from calibration.stats import fit_statistics
 from calibration.targets import Targets, load_targets
 from calibration.uncertainty import Profile, band_points, parameter_table, posterior, profile_likelihood

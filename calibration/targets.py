@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import math
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping
@@ -48,7 +47,7 @@ from typing import TYPE_CHECKING, Mapping
 from calibration.data import Series, load_series
 from calibration.errors import CalibrationError
 from sdloop.errors import OverrideError
-from sdloop.overrides import load_case
+from sdloop.overrides import load_case, read_toml
 
 if TYPE_CHECKING:
     from sdloop.model import Model
@@ -195,17 +194,7 @@ def _number(table: dict, key: str, path: Path, line: int | None, name: str, defa
 def load_targets(path: str | Path) -> Targets:
     """Read and check the form of a target file (names are checked later against the model)."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise CalibrationError("no such target file", file=path) from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        found = re.search(r"\(at line (\d+), column \d+\)", str(exc))
-        message = re.sub(r"\s*\(at line.*", "", str(exc))
-        raise CalibrationError(f"malformed TOML: {message}", file=path,
-                               line=int(found.group(1)) if found else None) from None
+    data, text = read_toml(path, CalibrationError, "no such target file")
     known = {"description", "model", "case", "data_dir", "holdout_from", "inputs", "series", "parameters"}
     for key in data:
         if key not in known:

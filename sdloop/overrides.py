@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Mapping
 
-from sdloop.errors import OverrideError
+from sdloop.errors import OverrideError, SdloopError
 
 if TYPE_CHECKING:
     from sdloop.model import Model
@@ -46,18 +46,21 @@ class Overrides:
         }
 
 
-def _read_toml(path: Path) -> tuple[dict, str]:
+def read_toml(path: str | Path, error: type[SdloopError] = OverrideError,
+              missing: str = "no such file") -> tuple[dict, str]:
+    """A TOML file's data and text; ``error`` naming the file (and line) if it is missing or malformed."""
+    path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise OverrideError("no such file", file=path) from None
+        raise error(missing, file=path) from None
     try:
         return tomllib.loads(text), text
     except tomllib.TOMLDecodeError as exc:
         found = re.search(r"\(at line (\d+), column \d+\)", str(exc))
         message = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
-        raise OverrideError(f"malformed TOML: {message}", file=path,
-                            line=int(found.group(1)) if found else None) from None
+        raise error(f"malformed TOML: {message}", file=path,
+                    line=int(found.group(1)) if found else None) from None
 
 
 def _key_line(text: str, key: str, after: int = 0) -> int | None:
@@ -106,14 +109,14 @@ def _parameters(path: Path, text: str, table: object, name: str, header: str) ->
 def load_case(path: str | Path) -> Overrides:
     """Read one case file (``description`` and a ``[parameters]`` table)."""
     path = Path(path)
-    data, text = _read_toml(path)
+    data, text = read_toml(path)
     return _parameters(path, text, data, path.stem, "")
 
 
 def load_collection(path: str | Path) -> dict[str, Overrides]:
     """Read a file of named entries (strategies or scenarios), in file order."""
     path = Path(path)
-    data, text = _read_toml(path)
+    data, text = read_toml(path)
     return {name: _parameters(path, text, table, name, name) for name, table in data.items()}
 
 

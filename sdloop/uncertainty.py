@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import math
 import re
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
@@ -34,6 +33,7 @@ from scipy import stats
 from scipy.stats import qmc
 
 from sdloop.errors import OverrideError
+from sdloop.overrides import read_toml
 
 DISTRIBUTIONS = ("uniform", "loguniform", "triangular", "normal")
 METHODS = ("lhs", "sobol", "random")
@@ -151,14 +151,7 @@ def _number(table: dict, key: str, where: dict) -> float | None:
 def load_uncertainty(path: str | Path) -> UncertaintySpace:
     """Read an uncertainty file (see the module docstring)."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise OverrideError("no such file", file=path) from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise OverrideError(f"malformed TOML: {exc}", file=path) from None
+    data, text = read_toml(path)
     table = data.get("parameters")
     if not isinstance(table, dict) or not table:
         raise OverrideError("expected a [parameters.\"NAME\"] table per uncertain parameter", file=path)

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from conftest import FIXTURES, MODELS
 from sdloop.engine import Engine
-from sdloop.ensemble import (EnsembleDesign, design_from_experiment, engine_for, run_ensemble,
+from sdloop.ensemble import (design_from_experiment, engine_for, run_ensemble,
                              sector_metrics_vectorized)
 from sdloop.errors import OverrideError
 from sdloop.metrics import METRIC_COLUMNS, sector_metrics
