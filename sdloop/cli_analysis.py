@@ -149,7 +149,9 @@ def _write_outputs(out: Path, structure, loops, links, result: dict, dominance) 
         raise ModelFileError(f"cannot create output directory: {exc}", file=out) from None
     write_json(result, out / "loops.json")
     name = structure.path.stem
-    ax = loop_plots.causal_loop_diagram(structure, loops, links, title=f"Feedback loops of {name}")
+    named = [loop for loop in loops if loop.name]
+    ax = loop_plots.causal_loop_diagram(structure, named or loops, links,
+                                        title=f"{'Named f' if named else 'F'}eedback loops of {name}")
     loop_plots.save(ax, out / "causal_loop_diagram")
     if dominance is not None:
         write_csv(dominance.relative_scores, out / "relative_loop_scores.csv")
