@@ -53,17 +53,29 @@ def _short_unit(unit: str) -> str:
     return short if len(short) <= 32 else short[:31] + "…"
 
 
-def fit_figure(cal: Calibration, *, ax=None):
-    """Model against data per series: best fit, parameter band, predictive band."""
-    result = cal.result
-    frame = result.prediction.frame
-    with style():
-        fig, axes = panel_grid(len(cal.targets.series))
+def series_panels(cal: Calibration, frame):
+    """A figure with one panel per target series; yields (axis, series, its rows of ``frame``),
+    hiding the panels of series with no rows."""
+    fig, axes = panel_grid(len(cal.targets.series))
+
+    def panels():
         for axis, s in zip(axes, cal.targets.series):
             part = frame[frame["series"] == s.name]
             if part.empty:
                 axis.set_visible(False)
                 continue
+            yield axis, s, part
+
+    return fig, panels()
+
+
+def fit_figure(cal: Calibration, *, ax=None):
+    """Model against data per series: best fit, parameter band, predictive band."""
+    result = cal.result
+    frame = result.prediction.frame
+    with style():
+        fig, panels = series_panels(cal, frame)
+        for axis, s, part in panels:
             scale = result.prediction.scale[s.name]
             sigma = result.prediction.sigma[s.name]
             best = _scaled(cal.best_frame, s, scale)
@@ -91,7 +103,7 @@ def fit_figure(cal: Calibration, *, ax=None):
                            + ")", loc="left")
             axis.set_ylabel(_short_unit(cal.targets.data[s.name].unit))
             axis.set_xlabel("Year")
-        axes[0].legend(loc="lower right")
+        fig.axes[0].legend(loc="lower right")
         fig.suptitle(f"{cal.targets.name}: model against published data (data at mid-year: annual values)",
                      fontsize=8)
     return fig
@@ -101,12 +113,8 @@ def residual_figure(cal: Calibration):
     """Residuals per series with the estimated or assumed error scale (1 and 2 sigma)."""
     frame = cal.result.prediction.frame
     with style():
-        fig, axes = panel_grid(len(cal.targets.series))
-        for axis, s in zip(axes, cal.targets.series):
-            part = frame[frame["series"] == s.name]
-            if part.empty:
-                axis.set_visible(False)
-                continue
+        fig, panels = series_panels(cal, frame)
+        for axis, s, part in panels:
             sigma = cal.result.prediction.sigma[s.name]
             x = part["year"].to_numpy(float)
             axis.axhline(0, color="0", lw=0.6)
@@ -166,12 +174,8 @@ def holdout_figure(cal: Calibration):
     frame = holdout.prediction.frame
     year = holdout.fit_before
     with style():
-        fig, axes = panel_grid(len(cal.targets.series))
-        for axis, s in zip(axes, cal.targets.series):
-            part = frame[frame["series"] == s.name]
-            if part.empty:
-                axis.set_visible(False)
-                continue
+        fig, panels = series_panels(cal, frame)
+        for axis, s, part in panels:
             train, test = part[part["used"]], part[~part["used"]]
             scale = holdout.prediction.scale[s.name]
             model = _scaled(cal.holdout_frame, s, scale)
@@ -195,7 +199,7 @@ def holdout_figure(cal: Calibration):
             axis.set_title(s.name, loc="left")
             axis.set_ylabel(_short_unit(cal.targets.data[s.name].unit))
             axis.set_xlabel("Year")
-        axes[0].legend(loc="lower right")
+        fig.axes[0].legend(loc="lower right")
         fig.suptitle(f"{cal.targets.name}: out-of-sample check, {year} onward held back (shaded)",
                      fontsize=8)
     return fig

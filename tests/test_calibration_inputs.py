@@ -12,6 +12,7 @@ from calibration.targets import load_targets
 from calibration_helpers import MODEL, write_targets
 from sdloop.cli import main
 from sdloop.model import load_model
+from sdloop.overrides import load_case
 
 SENTINEL = "# the committed fitted file\n"
 
@@ -129,3 +130,16 @@ def test_simulator_is_swappable(tmp_path):
     result = fit(None, targets, rng=np.random.default_rng(0), starts=1, simulate=simulate, progress=False)
     assert result.converged and calls
     assert set(calls[0]) == {"Adoption Rate", "Market Size"}
+
+
+def test_successful_calibration_writes_report_figures_and_fitted_file(tmp_path, capsys):
+    path = write_targets(tmp_path)
+    fitted = tmp_path / "fitted"
+    status = main(["calibrate", str(path), "--results", str(tmp_path / "results"), "--fitted-dir", str(fitted),
+                   "--workers", "1", "--starts", "2", "--no-progress"])
+    assert status == 0, capsys.readouterr().err
+    latest = tmp_path / "results" / "latest"
+    for name in ("fit", "residuals", "profiles", "holdout"):
+        assert (latest / f"{name}.png").stat().st_size > 0 and (latest / f"{name}.pdf").stat().st_size > 0
+    assert (latest / "report.md").exists() and (latest / "manifest.json").exists()
+    assert load_case(fitted / f"{path.stem}.toml").parameters
