@@ -70,12 +70,12 @@ def _add_run(sub) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from sdloop.ensemble_report import headline, run_default_ensemble
-    from sdloop.output import manifest, write_csv, write_json
+    from sdloop.output import manifest, new_run_dir, write_csv, write_json
     from sdloop.policy_report import run_policy_loop
     from sdloop.sector_report import run_sectors, summary_table
 
     fitted = None if args.uncalibrated else args.fitted
-    with _new_run(args.results) as run_dir:
+    with new_run_dir(args.results, "run") as run_dir:
         loop = run_policy_loop(args.models, run_dir / "policy_loop", args.loop_scenarios, fitted)
         sector = run_sectors(args.models, run_dir / "sector", cases=args.cases, strategies=args.strategies,
                              scenarios=args.scenarios, fitted_dir=fitted)
@@ -102,27 +102,20 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _new_run(results: Path):
-    from sdloop.output import new_run_dir
-
-    return new_run_dir(results, "run")
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sdloop", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     from sdloop import __version__
 
     parser.add_argument("--version", action="version", version=f"sdloop {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
-    _add_run(sub)
-    _add_simulate(sub)
     from calibration.cli import add_calibrate_parser
-
-    add_calibrate_parser(sub)
     from sdloop.cli_analysis import add_check_parser, add_loops_parser
     from sdloop.cli_ensemble import add_bench_parser, add_ensemble_parser
 
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_run(sub)
+    _add_simulate(sub)
+    add_calibrate_parser(sub)
     add_check_parser(sub)
     add_bench_parser(sub)
     add_ensemble_parser(sub)

@@ -85,13 +85,13 @@ def run_experiment(experiment: SectorExperiment) -> tuple[dict, pd.DataFrame, di
 
 def run_sectors(models_dir: Path, out: Path, *, cases: str | None = None, strategies: str | None = None,
                 scenarios: str | None = None, fitted_dir: Path | None = None) -> dict:
-    """Run the sector experiment and write metrics, trajectories and figures into ``out``."""
+    """Run the sector experiment and write trajectories and figures into ``out``; the metrics
+    table is returned (``sdloop run`` writes it as the run's ``metrics.csv``)."""
     experiment = load_experiment(models_dir, cases, strategies, scenarios, fitted_dir)
     runs, metrics, params = run_experiment(experiment)
     model = experiment.model
 
     out.mkdir(parents=True, exist_ok=True)
-    write_csv(metrics, out / "metrics.csv", index=False, na_rep="", float_format="%.6g")
     dynamic = [v for v in model.variables if v not in model.defaults and v not in model.control]
     trajectories = pd.concat(
         [frame[dynamic].reset_index().assign(case=c, scenario=sc, strategy=st)
