@@ -45,7 +45,7 @@ def calibrate_command(args: argparse.Namespace) -> int:
     from calibration.fit import default_workers
     from calibration.report import write_report
     from calibration.run import calibrate, fitted_case_text, history_case_text
-    from sdloop.output import atomic_write_text, new_run_dir
+    from sdloop.report.output import atomic_write_text, new_run_dir
 
     if args.starts < 1:
         raise CalibrationError("--starts must be at least 1", variable="--starts")

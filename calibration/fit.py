@@ -79,7 +79,7 @@ class ModelSimulator:
     @property
     def model(self):
         if self._model is None:
-            from sdloop.model import load_model
+            from sdloop.engines.pysd_model import load_model
 
             self._model = load_model(self.path)
         return self._model

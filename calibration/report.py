@@ -1,7 +1,7 @@
 """The calibration report: tables, figures and a Markdown summary in a run directory.
 
 The only module of the calibration package that imports matplotlib (through
-``sdloop.plotting``, whose house style every figure follows).
+``sdloop.report.plotting``, whose house style every figure follows).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import pandas as pd
 
 from calibration.run import Calibration, LEVEL, fitted_case_text, history_case_text
 from calibration.uncertainty import threshold
-from sdloop.output import atomic_write_text, manifest, write_csv, write_json
-from sdloop.plotting import panel_grid, save_figure, style
+from sdloop.report.output import atomic_write_text, manifest, write_csv, write_json
+from sdloop.report.plotting import panel_grid, save_figure, style
 
 Z = 1.959964  # two-sided 95% normal quantile
 

@@ -63,7 +63,7 @@ def calibrate(targets: str | Path | Targets, *, seed: int = 1, starts: int = 6,
               holdout_from: int | None = None, workers: int = 1, mcmc_steps: int = 0,
               progress: bool = True, maxfev: int = 600) -> Calibration:
     """Fit ``targets`` (a path or loaded Targets), then profile, validate and sample."""
-    from sdloop.model import load_model
+    from sdloop.engines.pysd_model import load_model
 
     targets = load_targets(targets) if not isinstance(targets, Targets) else targets
     model = load_model(targets.model)
@@ -139,7 +139,7 @@ def fitted_case_text(cal: Calibration) -> str:
     ]
     units = {}
     try:
-        from sdloop.model import load_model
+        from sdloop.engines.pysd_model import load_model
 
         units = load_model(t.model).units
     except Exception:  # units are decoration only

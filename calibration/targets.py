@@ -47,10 +47,10 @@ from typing import TYPE_CHECKING, Mapping
 from calibration.data import Series, load_series
 from calibration.errors import CalibrationError
 from sdloop.errors import OverrideError
-from sdloop.overrides import load_case, read_toml
+from sdloop.experiments.overrides import load_case, read_toml
 
 if TYPE_CHECKING:
-    from sdloop.model import Model
+    from sdloop.engines.pysd_model import Model
 
 MIN_POINTS_FOR_ESTIMATED_SIGMA = 5
 

@@ -10,20 +10,20 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 @lru_cache(maxsize=None)
 def structure(name: str):
-    from sdloop.structure import build_structure
+    from sdloop.structure.build import build_structure
 
     return build_structure(FIXTURES / name)
 
 
 @lru_cache(maxsize=None)
 def run(name: str):
-    from sdloop.euler import simulate
+    from sdloop.engines.euler import simulate
 
     return simulate(structure(name))
 
 
 @lru_cache(maxsize=None)
 def loops(name: str):
-    from sdloop.loops import analyse
+    from sdloop.analysis.loops import analyse
 
     return analyse(structure(name), run(name))

@@ -15,7 +15,7 @@ NOISE = 0.08  # log-normal noise of the synthetic data
 
 def synthetic_data(tmp_path: Path, seed: int) -> Path:
     """CSV files of Adopters and Adoption drawn from TRUE plus log-normal noise."""
-    from sdloop.model import load_model
+    from sdloop.engines.pysd_model import load_model
 
     frame = load_model(MODEL).run(TRUE, final_time=2021, columns=["Adopters", "Adoption"])
     rng = np.random.default_rng(seed)

@@ -17,6 +17,6 @@ os.environ.setdefault("SDLOOP_CACHE", str(ROOT / ".cache" / "sdloop-test"))
 
 @pytest.fixture(scope="session")
 def policy_loop():
-    from sdloop.model import load_model
+    from sdloop.engines.pysd_model import load_model
 
     return load_model(MODELS / "policy_loop.mdl")

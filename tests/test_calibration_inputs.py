@@ -11,8 +11,8 @@ from calibration.run import calibrate
 from calibration.targets import load_targets
 from calibration_helpers import MODEL, write_targets
 from sdloop.cli import main
-from sdloop.model import load_model
-from sdloop.overrides import load_case
+from sdloop.engines.pysd_model import load_model
+from sdloop.experiments.overrides import load_case
 
 SENTINEL = "# the committed fitted file\n"
 

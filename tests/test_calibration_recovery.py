@@ -11,7 +11,7 @@ from calibration.run import calibrate
 from calibration.targets import load_targets
 from calibration.uncertainty import profile_likelihood
 from calibration_helpers import MODEL, TRUE, write_targets
-from sdloop.model import load_model
+from sdloop.engines.pysd_model import load_model
 
 
 def recover(tmp_path, seed):

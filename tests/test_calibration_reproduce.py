@@ -10,8 +10,8 @@ import pytest
 from calibration.fit import default_workers
 from calibration.run import calibrate
 from calibration.targets import load_targets
-from sdloop.model import load_model
-from sdloop.overrides import load_case
+from sdloop.engines.pysd_model import load_model
+from sdloop.experiments.overrides import load_case
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = ["nev", "ic", "national"]

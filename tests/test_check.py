@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from analysis_helpers import FIXTURES
-from sdloop.check import check_model
+from sdloop.analysis.check import check_model
 
 ROOT = Path(__file__).resolve().parents[1]
 CLEAN = ["goal_seeking.mdl", "exponential_growth.mdl", "logistic_growth.mdl", "sir.mdl", "sir.xmile",
@@ -22,7 +22,7 @@ def variant(tmp_path, old, new, name="variant.mdl"):
 
 
 def run_check(path) -> int:
-    from sdloop.cli_analysis import add_check_parser
+    from sdloop.cli.analysis import add_check_parser
 
     parser = argparse.ArgumentParser()
     add_check_parser(parser.add_subparsers())

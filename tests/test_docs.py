@@ -7,7 +7,7 @@ import re
 import pytest
 
 from conftest import MODELS, ROOT
-from sdloop.source import SourceIndex, read_text, split_equations
+from sdloop.lang.source import SourceIndex, read_text, split_equations
 
 
 def documented_variables(section: str) -> set[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from analysis_helpers import loops, run, structure
-from sdloop.dominance import loop_dominance
+from sdloop.analysis.dominance import loop_dominance
 
 
 def dominance(name, **kwargs):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from conftest import FIXTURES, MODELS
-from sdloop.engine import Engine, compare_frames, relative_difference
+from sdloop.engines.numpy_engine import Engine, compare_frames, relative_difference
 from sdloop.errors import OverrideError, SimulationError
 
 TOLERANCE = 1e-9
@@ -14,7 +14,7 @@ REFERENCE_FIXTURES = sorted(p.name for p in FIXTURES.glob("*.mdl")) + ["sir.xmil
 
 
 def _model(path):
-    from sdloop.model import load_model
+    from sdloop.engines.pysd_model import load_model
 
     return load_model(path)
 
@@ -34,8 +34,8 @@ def test_builtins_fixture_under_overrides_and_other_time_step():
 
 
 def test_policy_loop_scenarios_match_pysd():
-    from sdloop.overrides import load_collection
-    from sdloop.runner import resolve_entries
+    from sdloop.experiments.overrides import load_collection
+    from sdloop.experiments.runner import resolve_entries
 
     model = _model(MODELS / "policy_loop.mdl")
     engine = Engine(MODELS / "policy_loop.mdl")
@@ -46,7 +46,7 @@ def test_policy_loop_scenarios_match_pysd():
 
 def _sector_parity(keys=None):
     """All (or some) sector runs in one vectorized engine call, each compared with PySD."""
-    from sdloop.sector_report import load_experiment
+    from sdloop.report.sector_report import load_experiment
 
     experiment = load_experiment(MODELS)
     runs = experiment.parameters()

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 
 from conftest import FIXTURES, MODELS
-from sdloop.engine import Engine
-from sdloop.ensemble import (design_from_experiment, engine_for, run_ensemble,
+from sdloop.engines.numpy_engine import Engine
+from sdloop.experiments.ensemble import (design_from_experiment, engine_for, run_ensemble,
                              sector_metrics_vectorized)
 from sdloop.errors import OverrideError
-from sdloop.metrics import METRIC_COLUMNS, sector_metrics
-from sdloop.robustness import minimax_regret, percentile_bands, robustness_table
-from sdloop.uncertainty import UncertainParameter, UncertaintySpace, load_uncertainty
+from sdloop.experiments.metrics import METRIC_COLUMNS, sector_metrics
+from sdloop.experiments.robustness import minimax_regret, percentile_bands, robustness_table
+from sdloop.experiments.uncertainty import UncertainParameter, UncertaintySpace, load_uncertainty
 
 ENGINE_FIXTURES = FIXTURES / "engine"
 SECTOR = MODELS / "sector_lifecycle.mdl"
@@ -20,7 +20,7 @@ SECTOR = MODELS / "sector_lifecycle.mdl"
 
 @pytest.fixture(scope="module")
 def design():
-    from sdloop.sector_report import load_experiment
+    from sdloop.report.sector_report import load_experiment
 
     experiment = load_experiment(MODELS, cases="nev,ic", strategies="no_policy,industrial_only,lifecycle_phased",
                                  scenarios="baseline,export_controls")
@@ -99,7 +99,7 @@ def test_robustness_tables_and_bands(design, space):
 
 
 def test_sobol_indices_of_ishigami_match_the_analytic_values():
-    from sdloop.sensitivity import sobol_indices
+    from sdloop.experiments.sensitivity import sobol_indices
 
     engine = Engine(ENGINE_FIXTURES / "ishigami.mdl")
     space = load_uncertainty(ENGINE_FIXTURES / "ishigami_uncertainty.toml")
@@ -173,7 +173,7 @@ def test_simulate_numpy_falls_back_to_pysd_naming_the_construct(tmp_path, capsys
     model = tmp_path / "lookup_call.mdl"
     model.write_text((FIXTURES / "exponential_growth.mdl").read_text().replace(
         "births = Population * birth fraction", "births = Population * birth fraction * (1 + 0 * RANDOM UNIFORM(0, 1, 1))"))
-    from sdloop.structure import build_structure
+    from sdloop.structure.build import build_structure
 
     if not build_structure(model).unsupported:
         pytest.skip("no construct the structure cannot represent in this PySD version")

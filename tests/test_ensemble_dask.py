@@ -12,9 +12,9 @@ distributed = pytest.importorskip("dask.distributed")
 
 
 def test_local_cluster_gives_bit_identical_results():
-    from sdloop.ensemble import design_from_experiment, run_ensemble
-    from sdloop.sector_report import load_experiment
-    from sdloop.uncertainty import load_uncertainty
+    from sdloop.experiments.ensemble import design_from_experiment, run_ensemble
+    from sdloop.report.sector_report import load_experiment
+    from sdloop.experiments.uncertainty import load_uncertainty
 
     experiment = load_experiment(MODELS, cases="ic", strategies="no_policy,simultaneous,lifecycle_phased",
                                  scenarios="baseline,export_controls")

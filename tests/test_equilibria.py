@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from analysis_helpers import run, structure
-from sdloop.equilibria import eigenvalues_along, equilibria, stock_system
+from sdloop.analysis.equilibria import eigenvalues_along, equilibria, stock_system
 
 
 def test_goal_seeking_settles_at_the_goal():
@@ -55,7 +55,7 @@ def test_sir_disease_free_states_leave_s_and_r_free():
 
 
 def test_numeric_fallback_with_a_lookup(tmp_path):
-    from sdloop.structure import build_structure
+    from sdloop.structure.build import build_structure
 
     model = tmp_path / "lookup_goal.mdl"
     text = (structure("goal_seeking.mdl").path).read_text().replace(

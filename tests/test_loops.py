@@ -7,7 +7,7 @@ import json
 import pytest
 
 from analysis_helpers import FIXTURES, loops, run, structure
-from sdloop.loops import TooManyLoops, causal_graph, find_loops, independent_cycles, link_polarities
+from sdloop.analysis.loops import TooManyLoops, causal_graph, find_loops, independent_cycles, link_polarities
 
 
 def summary(name):
@@ -83,7 +83,7 @@ def test_independent_loop_set_covers_every_link_on_a_loop():
 def test_cli_json(capsys):
     import argparse
 
-    from sdloop.cli_analysis import add_loops_parser
+    from sdloop.cli.analysis import add_loops_parser
 
     parser = argparse.ArgumentParser()
     add_loops_parser(parser.add_subparsers())
@@ -98,7 +98,7 @@ def test_cli_json(capsys):
 def test_cli_dominance_writes_figures(tmp_path, capsys):
     import argparse
 
-    from sdloop.cli_analysis import add_loops_parser
+    from sdloop.cli.analysis import add_loops_parser
 
     parser = argparse.ArgumentParser()
     add_loops_parser(parser.add_subparsers())
@@ -115,7 +115,7 @@ def test_cli_dominance_writes_figures(tmp_path, capsys):
 def test_case_overrides_change_the_run(tmp_path, capsys):
     import argparse
 
-    from sdloop.cli_analysis import add_loops_parser
+    from sdloop.cli.analysis import add_loops_parser
 
     case = tmp_path / "case.toml"
     case.write_text('description = "slow"\n[parameters]\n"growth fraction" = 0.25\n')

@@ -7,10 +7,10 @@ import re
 import pytest
 
 from conftest import MODELS
-from sdloop.euler import simulate
-from sdloop.loops import load_loop_names, named_loop
-from sdloop.source import normalize
-from sdloop.structure import build_structure
+from sdloop.engines.euler import simulate
+from sdloop.analysis.loops import load_loop_names, named_loop
+from sdloop.lang.source import normalize
+from sdloop.structure.build import build_structure
 
 
 def readme_loops(section: str) -> list[dict]:

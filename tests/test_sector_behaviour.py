@@ -67,9 +67,9 @@ def overrides(case: str, scenario: str, strategy: str) -> dict[str, float]:
 # ---------------------------------------------------------------------------- harness
 @pytest.fixture(scope="module")
 def sector():
-    """The model, translated once. sdloop.model sets every constant on each run, so
+    """The model, translated once. sdloop.engines.pysd_model sets every constant on each run, so
     overrides never leak from one run into the next (the PySD reload() contract)."""
-    from sdloop.model import load_model
+    from sdloop.engines.pysd_model import load_model
 
     return load_model(MODEL_FILE)
 

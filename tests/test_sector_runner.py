@@ -11,7 +11,7 @@ import pytest
 
 from conftest import MODELS
 from sdloop.errors import OverrideError
-from sdloop.metrics import METRIC_COLUMNS, breakthrough_year, rank_strategies, sector_metrics
+from sdloop.experiments.metrics import METRIC_COLUMNS, breakthrough_year, rank_strategies, sector_metrics
 from test_cli import sdloop
 
 EXPECTED_COLUMNS = ("case,strategy,scenario,breakthrough_year,self_sufficiency_2035,global_share_2035,"
@@ -100,7 +100,7 @@ def test_a_ninth_strategy_added_in_toml_appears_in_the_next_run(tmp_path):
 
 
 def test_a_strategy_naming_an_unknown_lever_fails_before_any_run(tmp_path):
-    from sdloop.sector_report import load_experiment
+    from sdloop.report.sector_report import load_experiment
 
     models = tmp_path / "models"
     shutil.copytree(MODELS, models, ignore=shutil.ignore_patterns("*.py", "__pycache__"))

@@ -63,7 +63,7 @@ def test_euler_run_matches_pysd(tmp_path, monkeypatch):
     """Every variable of the builtins fixture (SMOOTH3, DELAY1, DELAY FIXED, TREND, INITIAL,
     IF THEN ELSE, MIN, MAX, STEP, RAMP, PULSE, a lookup) equals PySD's trajectory."""
     monkeypatch.setenv("SDLOOP_CACHE", str(tmp_path))
-    from sdloop.model import Model
+    from sdloop.engines.pysd_model import Model
 
     frame = Model(FIXTURES / "builtins.mdl").run()
     ours = run("builtins.mdl")
@@ -75,7 +75,7 @@ def test_euler_run_matches_pysd(tmp_path, monkeypatch):
 
 
 def test_unsupported_construct_is_reported_with_line(tmp_path):
-    from sdloop.structure import build_structure
+    from sdloop.structure.build import build_structure
 
     text = (FIXTURES / "goal_seeking.mdl").read_text().replace(
         "goal = 100", "goal = 100 + RANDOM UNIFORM(0, 1, 0)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from analysis_helpers import FIXTURES, structure
-from sdloop.units import UnitParser, check_units, format_units
+from sdloop.structure.units import UnitParser, check_units, format_units
 
 CLEAN = ["goal_seeking.mdl", "exponential_growth.mdl", "logistic_growth.mdl", "sir.mdl", "sir.xmile",
          "oscillator.mdl", "builtins.mdl"]
@@ -39,7 +39,7 @@ def test_units_are_printed_in_vensim_style():
 
 
 def test_stock_and_flow_units_must_agree(tmp_path):
-    from sdloop.structure import build_structure
+    from sdloop.structure.build import build_structure
 
     text = (FIXTURES / "goal_seeking.mdl").read_text()
     text = text.replace("Widget/Year\n\t~\tCloses", "Widget\n\t~\tCloses").replace(

@@ -1,0 +1,1 @@
+"""Analysis of a model structure: feedback loops, polarity, dominance, equilibria, checks."""

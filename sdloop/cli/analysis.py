@@ -1,0 +1,162 @@
+"""The ``sdloop check`` and ``sdloop loops`` subcommands.
+
+``add_check_parser(subparsers)`` and ``add_loops_parser(subparsers)`` register them; each
+sets ``handler`` to a function taking the parsed arguments and returning the exit status.
+
+``sdloop check MODEL``: every problem as ``FILE:LINE: VARIABLE: message``; exit 0 when
+clean, 1 when problems were found, 2 when the file cannot be read or parsed.
+
+``sdloop loops MODEL [--format json|table] [--dominance] [--case FILE] [--out DIR]
+[--independent] [--max-loops N]``: the feedback loops (``--independent``: a shortest
+independent loop set, for models with thousands of loops); JSON is ``{"model": ..., "loops": [{"id", "name", "polarity",
+"variables"}]}`` with ``variables`` the Vensim names in causal order from a stock. With
+``--dominance`` a ``"dominance"`` list of periods is added (Loops That Matter). ``--out DIR``
+writes ``loops.json``, ``relative_loop_scores.csv`` and ``loop_scores.csv`` (with
+``--dominance``) and the figures ``causal_loop_diagram`` and ``relative_loop_scores``
+(PDF and 300-dpi PNG).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from sdloop.errors import ModelFileError, OverrideError, SdloopError
+
+
+def add_check_parser(subparsers) -> argparse.ArgumentParser:
+    """Register ``sdloop check MODEL``."""
+    p = subparsers.add_parser("check", help="check a model: units, names, algebraic loops, documentation",
+                              description="Report every problem as FILE:LINE: VARIABLE: message. "
+                                          "Exit 0 when clean, 1 when problems were found, 2 on unusable input.")
+    p.add_argument("model", type=Path, help="a Vensim .mdl or XMILE file")
+    p.set_defaults(handler=run_check)
+    return p
+
+
+def run_check(args: argparse.Namespace) -> int:
+    """Print the problems of ``args.model``; the exit status."""
+    from sdloop.analysis.check import check_model
+
+    try:
+        problems = check_model(args.model)
+    except SdloopError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    for problem in problems:
+        print(problem)
+    if problems:
+        print(f"{len(problems)} problem{'s' if len(problems) != 1 else ''} in {args.model}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+def add_loops_parser(subparsers) -> argparse.ArgumentParser:
+    """Register ``sdloop loops MODEL``."""
+    from sdloop.analysis.loops import DEFAULT_MAX_LOOPS
+
+    p = subparsers.add_parser("loops", help="list feedback loops with polarity; loop dominance over a run",
+                              description="List the model's feedback loops (R reinforcing, B balancing). "
+                                          "Loop names come from MODEL's sidecar <model>.loops.toml.")
+    p.add_argument("model", type=Path, help="a Vensim .mdl or XMILE file")
+    p.add_argument("--format", choices=("table", "json"), default="table")
+    p.add_argument("--dominance", action="store_true",
+                   help="compute Loops That Matter scores along a run and report the dominant loop per period")
+    p.add_argument("--case", type=Path, help="TOML case file whose [parameters] override constants for the run")
+    p.add_argument("--out", type=Path, help="directory for loops.json, score tables and figures")
+    p.add_argument("--max-loops", type=int, default=DEFAULT_MAX_LOOPS,
+                   help=f"stop with an error beyond this many loops (default {DEFAULT_MAX_LOOPS})")
+    p.add_argument("--min-period", type=float, default=0.0, metavar="T",
+                   help="with --dominance: count dominance stretches shorter than T time units "
+                        "with the stretch before them (default 0: report every switch)")
+    p.add_argument("--independent", action="store_true",
+                   help="list a shortest independent loop set instead of every loop (for large models)")
+    p.set_defaults(handler=run_loops)
+    return p
+
+
+def _case_parameters(path: Path) -> dict[str, float]:
+    from sdloop.experiments.overrides import load_case
+
+    return dict(load_case(path).parameters)
+
+
+def _resolve_case(structure, path: Path) -> dict[str, float]:
+    """Case parameters under the model's spelling; OverrideError for names that are no constant."""
+    resolved = {}
+    for name, value in _case_parameters(path).items():
+        var = structure.get(name)
+        if var is None or var.kind not in ("constant", "control"):
+            what = "unknown constant" if var is None else "not a constant (it has an equation)"
+            raise OverrideError(f"{what} in {structure.path.name}", file=path, variable=name)
+        resolved[var.name] = value
+    return resolved
+
+
+def run_loops(args: argparse.Namespace) -> int:
+    """List the loops of ``args.model`` (and their dominance); the exit status."""
+    from sdloop.analysis.loop_analysis import analyse_model
+    from sdloop.structure.build import build_structure
+
+    structure = build_structure(args.model)
+    overrides = _resolve_case(structure, args.case) if args.case else {}
+    analysis = analyse_model(args.model, overrides, dominance=args.dominance, max_loops=args.max_loops,
+                             independent=args.independent, structure=structure)
+    if analysis.note:
+        print(f"sdloop: note: {analysis.note}", file=sys.stderr)
+    loops, links, dominance = analysis.loops, analysis.links, analysis.dominance
+    result = {"model": str(args.model), "loops": [loop.as_dict() for loop in loops]}
+    if dominance is not None:
+        result["dominance"] = [
+            {"partition": p.partition + 1, "start": p.start, "end": p.end, "loop": p.loop,
+             "polarity": p.polarity, "mean_relative_score": round(p.mean_relative_score, 4)}
+            for p in dominance.periods(args.min_period)
+        ]
+    if args.format == "json":
+        print(json.dumps(result, indent=2, ensure_ascii=False))
+    else:
+        print(_table(result, dominance, args.min_period))
+    if args.out:
+        _write_outputs(args.out, structure, loops, links, result, dominance)
+    return 0
+
+
+def _table(result: dict, dominance, min_period: float = 0.0) -> str:
+    rows = [("id", "polarity", "name", "variables")]
+    for loop in result["loops"]:
+        rows.append((loop["id"], loop["polarity"], loop["name"] or "",
+                     " -> ".join(loop["variables"] + loop["variables"][:1])))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    lines = ["  ".join(r[i].ljust(widths[i]) for i in range(3)) + "  " + r[3] for r in rows]
+    lines.append(f"{len(result['loops'])} loops in {result['model']}")
+    if dominance is not None:
+        from sdloop.analysis.dominance import describe_periods
+
+        lines.append("")
+        lines.append("Dominant loop (Loops That Matter):")
+        lines += ["  " + line for line in describe_periods(dominance, min_length=min_period)]
+    return "\n".join(lines)
+
+
+def _write_outputs(out: Path, structure, loops, links, result: dict, dominance) -> None:
+    from sdloop.report import loop_plots
+    from sdloop.report.output import write_csv, write_json
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ModelFileError(f"cannot create output directory: {exc}", file=out) from None
+    write_json(result, out / "loops.json")
+    name = structure.path.stem
+    named = [loop for loop in loops if loop.name]
+    ax = loop_plots.causal_loop_diagram(structure, named or loops, links,
+                                        title=f"{'Named f' if named else 'F'}eedback loops of {name}")
+    loop_plots.save(ax, out / "causal_loop_diagram")
+    if dominance is not None:
+        write_csv(dominance.relative_scores, out / "relative_loop_scores.csv")
+        write_csv(dominance.loop_scores, out / "loop_scores.csv")
+        time_units = structure.time_units or "Time"
+        ax = loop_plots.relative_scores_plot(dominance, time_label=time_units,
+                                             title=f"Relative loop scores, {name}")
+        loop_plots.save(ax, out / "relative_loop_scores")

@@ -1,0 +1,205 @@
+"""The vectorized engine: one generated numpy function integrates N parameter sets at once.
+
+``Engine(path)`` builds the model structure; ``engine.run(params, columns=...)`` takes
+constant overrides (a number, the same for every run, or an array of N values) and returns
+an ``EngineResult`` with each recorded column as an array of (saved times, N). Parameter
+names are checked before anything runs, with close matches, exactly as ``Model.run``
+does. ``engine.run_frame(params)`` is one run as the DataFrame ``Model.run`` returns.
+
+The time grid, the saved times and their rounding follow PySD: time advances by adding
+TIME STEP, integration stops within 1e-5 TIME STEP of FINAL TIME, and a time is saved when
+it is a multiple of SAVEPER from INITIAL TIME. The code itself comes from
+``sdloop.engines.codegen``; ``engine.source(...)`` shows it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from sdloop.engines.codegen import generate
+from sdloop.errors import OverrideError, SimulationError
+from sdloop.lang.source import normalize, resolve_name
+from sdloop.structure.build import CONTROL, ModelStructure, build_structure
+
+RPREC = 1e-5  # PySD's relative precision of final and saved times (in TIME STEPs)
+DEFAULT_BLOCK = 4096  # runs integrated together; keeps the working set in cache
+
+
+@dataclass
+class EngineResult:
+    """Recorded columns of N runs: ``values[name]`` has shape (len(times), N)."""
+
+    times: np.ndarray
+    values: dict[str, np.ndarray]
+    n: int
+    finite: np.ndarray = field(repr=False)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.values[name]
+
+    def frame(self, i: int = 0) -> pd.DataFrame:
+        """Run ``i`` as a DataFrame indexed by time, one column per recorded variable."""
+        frame = pd.DataFrame({name: arr[:, i] for name, arr in self.values.items()},
+                             index=pd.Index(self.times, name="time"))
+        return frame
+
+
+class Engine:
+    """A model compiled for vectorized runs (one compiled function per set of varying constants)."""
+
+    def __init__(self, model: str | Path | ModelStructure) -> None:
+        self.structure = model if isinstance(model, ModelStructure) else build_structure(model)
+        s = self.structure
+        s.require_simulable()
+        self.path = s.path
+        self.constants = [v.name for v in s.variables.values() if v.kind == "constant"]
+        self.defaults = {v.name: float(v.equation) for v in s.variables.values() if v.kind == "constant"}
+        self.control = {name: s.control(name) for name in CONTROL if s.get(name) is not None}
+        own = [v.name for v in s.variables.values() if v.owner is None and v.kind not in ("lookup",)]
+        controls = [s.get(n).name for n in CONTROL if s.get(n) is not None]
+        self.variables = controls + [n for n in own if n not in controls]
+        self._compiled: dict = {}
+
+    # names ---------------------------------------------------------------
+    def resolve(self, name: str, *, constants_only: bool = False, source: str | None = None,
+                line: int | None = None) -> str:
+        """The model's spelling of ``name``; OverrideError with close matches if unknown."""
+        var = self.structure.get(name)
+        return resolve_name(name, self.constants if constants_only else self.variables,
+                            model_name=self.path.name, constants_only=constants_only,
+                            computed=var is not None and var.owner is None,
+                            computed_line=var.line if var is not None else None, source=source, line=line)
+
+    def check(self, params: Mapping[str, object]) -> dict[str, object]:
+        """``params`` under the model's spelling (raises OverrideError before any run)."""
+        return {self.resolve(name, constants_only=True): value for name, value in params.items()}
+
+    # time grid -----------------------------------------------------------
+    def grid(self, final_time: float | None = None, time_step: float | None = None,
+             saveper: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+        """(every step's time, indices of saved steps, saved times rounded as PySD does, controls)."""
+        control = {"initial time": self.control["initial time"],
+                   "final time": self.control["final time"] if final_time is None else float(final_time),
+                   "time step": self.control["time step"] if time_step is None else float(time_step),
+                   "saveper": self.control.get("saveper", self.control["time step"]) if saveper is None
+                   else float(saveper)}
+        t0, t_end, dt, save = (control[k] for k in ("initial time", "final time", "time step", "saveper"))
+        if not dt > 0:
+            raise OverrideError("TIME STEP must be positive", file=self.path, variable="TIME STEP")
+        if t_end <= t0:
+            raise OverrideError(f"final time {t_end:g} is not after the initial time {t0:g}",
+                                file=self.path, variable="FINAL TIME")
+        times = [t0]
+        t = t0
+        while t + dt * RPREC < t_end:
+            t = t + dt
+            times.append(t)
+        times = np.array(times)
+        prec = dt * RPREC
+        delay = times - t0
+        saved = np.nonzero((np.mod(delay, save) < prec) | (np.mod(-delay, save) < prec))[0]
+        rounded = np.round(times[saved], -int(np.log10(prec)))
+        return times, saved, rounded, control
+
+    # running -------------------------------------------------------------
+    def source(self, varying: Sequence[str] = (), columns: Sequence[str] | None = None) -> str:
+        """The generated Python source (for reading and debugging)."""
+        varying = frozenset(self.resolve(n, constants_only=True) for n in varying)
+        recorded = tuple(self.resolve(c) for c in columns) if columns else tuple(self.variables)
+        return generate(self.structure, varying, recorded).source
+
+    def _function(self, varying: frozenset[str], recorded: tuple[str, ...]):
+        key = (varying, recorded)
+        if key not in self._compiled:
+            self._compiled[key] = generate(self.structure, varying, recorded).compile()
+        return self._compiled[key]
+
+    def run(self, params: Mapping[str, object] | None = None, *, n: int | None = None,
+            columns: Sequence[str] | None = None, final_time: float | None = None,
+            time_step: float | None = None, saveper: float | None = None,
+            block_size: int = DEFAULT_BLOCK) -> EngineResult:
+        """Integrate N runs: each override is one number for all runs or an array of N values.
+
+        The code is compiled once per set of array-valued names (and recorded columns), so the
+        same arrays give bit-identical results whatever the block size or the chunk they are in.
+        """
+        params = self.check(params or {})
+        recorded = tuple(dict.fromkeys(self.resolve(c) for c in columns)) if columns else tuple(self.variables)
+        values: dict[str, float | np.ndarray] = {}
+        for name, value in params.items():
+            arr = np.asarray(value, dtype=float)
+            if arr.ndim > 1:
+                raise OverrideError("expected a number or a 1-D array of values", variable=name)
+            if arr.ndim == 1:
+                if n is None:
+                    n = len(arr)
+                elif len(arr) != n:
+                    raise OverrideError(f"{len(arr)} values given where the other parameters have {n}",
+                                        variable=name)
+            values[name] = arr if arr.ndim else float(arr)
+        n = 1 if n is None else int(n)
+        times, saved, rounded, control = self.grid(final_time, time_step, saveper)
+        s = self.structure
+        C: dict[str, float | np.ndarray] = {}
+        for var in s.variables.values():
+            if var.kind == "constant":
+                C[var.symbol.name] = values.get(var.name, self.defaults[var.name])
+            elif var.kind == "control":
+                C[var.symbol.name] = control.get(normalize(var.name), self.control[normalize(var.name)])
+        varying = frozenset(name for name, v in values.items() if isinstance(v, np.ndarray))
+        function = self._function(varying, recorded)
+        idents = {name: s[name].symbol.name for name in recorded}
+        out = {name: np.empty((len(saved), n)) for name in recorded}
+        finite = np.ones(n, dtype=bool)
+        save_steps = np.append(saved, -1)
+        with np.errstate(all="ignore"):
+            for start in range(0, n, block_size):
+                stop = min(start + block_size, n)
+                block = {k: (v[start:stop] if isinstance(v, np.ndarray) else v) for k, v in C.items()}
+                views = {idents[name]: out[name][:, start:stop] for name in recorded}
+                stocks = function(block, times, save_steps, views, stop - start)
+                for arr in stocks.values():
+                    finite[start:stop] &= np.broadcast_to(np.isfinite(arr), (stop - start,))
+        for arr in out.values():
+            finite &= np.isfinite(arr).all(axis=0)
+        return EngineResult(rounded, out, n, finite)
+
+    def run_frame(self, params: Mapping[str, float] | None = None, *, columns: Sequence[str] | None = None,
+                  final_time: float | None = None, time_step: float | None = None,
+                  saveper: float | None = None) -> pd.DataFrame:
+        """One run as ``Model.run`` returns it (SimulationError if it goes non-finite)."""
+        result = self.run(params, n=1, columns=columns, final_time=final_time, time_step=time_step,
+                          saveper=saveper)
+        frame = result.frame(0)
+        bad = ~np.isfinite(frame.to_numpy(dtype=float))
+        if bad.any():
+            rows, cols = np.nonzero(bad)
+            first = int(np.argmin(rows))
+            var = self.structure[frame.columns[cols[first]]]
+            raise SimulationError(f"became non-finite at time {frame.index[rows[first]]:g}",
+                                  file=self.path, line=var.line, variable=var.name)
+        return frame
+
+
+def relative_difference(ours: np.ndarray, reference: np.ndarray) -> float:
+    """Largest |ours - reference| / |reference| over a column, values smaller than 1e-12 of
+    the column's largest magnitude compared at that scale (rounding noise near zero)."""
+    ours, reference = np.asarray(ours, float), np.asarray(reference, float)
+    scale = np.maximum(np.abs(reference), 1e-12 * np.max(np.abs(reference), initial=0.0))
+    diff = np.abs(ours - reference)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rel = np.where(diff == 0, 0.0, diff / scale)
+    return float(np.max(rel, initial=0.0))
+
+
+def compare_frames(ours: pd.DataFrame, reference: pd.DataFrame) -> float:
+    """Largest relative difference over the columns and saved times both frames have."""
+    common = [c for c in reference.columns if c in ours.columns]
+    if len(ours.index) != len(reference.index) or not np.allclose(ours.index, reference.index):
+        raise ValueError("the two runs saved different times")
+    return max((relative_difference(ours[c].to_numpy(), reference[c].to_numpy()) for c in common), default=0.0)

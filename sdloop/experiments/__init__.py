@@ -1,0 +1,1 @@
+"""Layer 4: cases, strategies and scenarios, metrics, ensembles and sensitivity."""

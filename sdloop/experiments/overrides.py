@@ -1,0 +1,156 @@
+"""Cases, strategies and scenarios: named mappings of constant overrides, read from TOML.
+
+A case file holds one mapping::
+
+    description = "New energy vehicles"
+    [parameters]
+    "Home Market Size" = 25   # million vehicles/Year; source ...
+
+A collection file (``strategies.toml``, ``scenarios.toml``) holds one table per entry::
+
+    [no_policy]
+    description = "..."
+    [no_policy.parameters]
+    "R and D Subsidy Intensity" = 0
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterable, Mapping
+
+from sdloop.errors import OverrideError, SdloopError
+
+if TYPE_CHECKING:
+    from sdloop.engines.pysd_model import Model
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """A named set of constant values, remembering the file and line of each."""
+
+    name: str
+    parameters: Mapping[str, float]
+    description: str = ""
+    source: str | None = None
+    lines: Mapping[str, int] = field(default_factory=dict)
+
+    def checked(self, model: "Model") -> dict[str, float]:
+        """The parameters under the model's own spelling; OverrideError for unknown names."""
+        return {
+            model.resolve(name, constants_only=True, source=self.source, line=self.lines.get(name)): value
+            for name, value in self.parameters.items()
+        }
+
+
+def read_toml(path: str | Path, error: type[SdloopError] = OverrideError,
+              missing: str = "no such file") -> tuple[dict, str]:
+    """A TOML file's data and text; ``error`` naming the file (and line) if it is missing or malformed."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise error(missing, file=path) from None
+    try:
+        return tomllib.loads(text), text
+    except tomllib.TOMLDecodeError as exc:
+        found = re.search(r"\(at line (\d+), column \d+\)", str(exc))
+        message = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
+        raise error(f"malformed TOML: {message}", file=path,
+                    line=int(found.group(1)) if found else None) from None
+
+
+def _key_line(text: str, key: str, after: int = 0) -> int | None:
+    pattern = re.compile(r'^\s*(?:"' + re.escape(key) + r'"|' + re.escape(key) + r")\s*=", re.M)
+    for match in pattern.finditer(text):
+        line = text.count("\n", 0, match.start()) + 1
+        if line > after:
+            return line
+    return None
+
+
+def _table_line(text: str, header: str) -> int:
+    match = re.search(r"^\s*\[\s*" + re.escape(header) + r"\s*\]", text, re.M)
+    return text.count("\n", 0, match.start()) + 1 if match else 0
+
+
+def _parameters(path: Path, text: str, table: object, name: str, header: str) -> Overrides:
+    if not isinstance(table, dict):
+        raise OverrideError(f"'{header}' must be a table of name = number", file=path,
+                            line=_table_line(text, header) or None)
+    params = table.get("parameters", {})
+    if not isinstance(params, dict):
+        raise OverrideError("'parameters' must be a table of name = number", file=path,
+                            line=_key_line(text, "parameters"))
+    after = _table_line(text, f"{header}.parameters" if header else "parameters")
+    values: dict[str, float] = {}
+    lines: dict[str, int] = {}
+    for key, value in params.items():
+        line = _key_line(text, key, after) or _key_line(text, key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise OverrideError(f"value {value!r} is not a number", file=path, line=line, variable=key)
+        values[key] = float(value)
+        if line:
+            lines[key] = line
+    unknown = set(table) - {"description", "parameters"}
+    if unknown:
+        key = sorted(unknown)[0]
+        raise OverrideError(
+            "unknown key (expected 'description' and a [parameters] table)",
+            file=path, line=_key_line(text, key, _table_line(text, header)) or _table_line(text, key) or None,
+            variable=key,
+        )
+    return Overrides(name, values, str(table.get("description", "")), str(path), lines)
+
+
+def load_case(path: str | Path) -> Overrides:
+    """Read one case file (``description`` and a ``[parameters]`` table)."""
+    path = Path(path)
+    data, text = read_toml(path)
+    return _parameters(path, text, data, path.stem, "")
+
+
+def load_collection(path: str | Path) -> dict[str, Overrides]:
+    """Read a file of named entries (strategies or scenarios), in file order."""
+    path = Path(path)
+    data, text = read_toml(path)
+    return {name: _parameters(path, text, table, name, name) for name, table in data.items()}
+
+
+def parse_set(assignments: Iterable[str]) -> Overrides:
+    """Overrides from command-line ``NAME=VALUE`` strings."""
+    values: dict[str, float] = {}
+    for item in assignments:
+        name, sep, raw = item.partition("=")
+        if not sep or not name.strip():
+            raise OverrideError(f"--set expects NAME=VALUE, got {item!r}")
+        try:
+            values[name.strip()] = float(raw)
+        except ValueError:
+            raise OverrideError(f"value {raw.strip()!r} is not a number", file="--set",
+                                variable=name.strip()) from None
+    return Overrides("command line", values, source="--set")
+
+
+def merge(model: "Model", layers: Iterable[Overrides]) -> dict[str, float]:
+    """Check each layer against the model and merge them; later layers win."""
+    merged: dict[str, float] = {}
+    for layer in layers:
+        merged.update(layer.checked(model))
+    return merged
+
+
+def select(available: Mapping[str, Overrides], wanted: str | None, kind: str) -> list[Overrides]:
+    """Entries named in a comma-separated list (all when ``wanted`` is empty)."""
+    if not wanted:
+        return list(available.values())
+    names = [n.strip() for n in wanted.split(",") if n.strip()]
+    unknown = [n for n in names if n not in available]
+    if unknown:
+        raise OverrideError(
+            f"unknown {kind} {', '.join(repr(n) for n in unknown)}; known {kind}s: {', '.join(available)}"
+        )
+    return [available[n] for n in names]

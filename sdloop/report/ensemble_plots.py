@@ -1,0 +1,129 @@
+"""Figures of ensembles: fan charts, Sobol indices, probability of being best, regret.
+
+Every function takes ``ax=None`` (or builds its own panel grid) and returns the axes or the
+figure; saving is ``plotting.save_figure``'s job. Grayscale, as the house style asks.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from sdloop.report import plotting
+from sdloop.experiments.metrics import HIGHER_IS_BETTER, METRIC_COLUMNS
+from sdloop.report.sector_plots import METRIC_LABELS
+
+
+def fan(band: pd.DataFrame, *, ax=None, label: str | None = None, color: str = "0.0"):
+    """Median line with shaded 5-95% and 25-75% bands of one strategy; returns the axes."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(plotting.SINGLE_COLUMN, plotting.PANEL_HEIGHT))
+    t = band.index.to_numpy()
+    ax.fill_between(t, band["p5"], band["p95"], color=color, alpha=0.12, lw=0, label="5-95%")
+    ax.fill_between(t, band["p25"], band["p75"], color=color, alpha=0.25, lw=0, label="25-75%")
+    ax.plot(t, band["p50"], color=color, lw=1.0, label=label or "median")
+    return ax
+
+
+def fan_chart(bands: Mapping[str, pd.DataFrame], variable: str, units: str | None = None, *,
+              strategies: Sequence[str] | None = None, title: str | None = None, threshold: float | None = None):
+    """One panel per strategy: percentile bands of ``variable`` over time, shared axes."""
+    names = list(strategies or bands)
+    fig, axes = plotting.panel_grid(len(names), ncols=4, height=plotting.PANEL_HEIGHT * 0.8)
+    top = max(float(np.nanmax(bands[s]["p95"])) for s in names)
+    for ax, name in zip(axes, names):
+        fan(bands[name], ax=ax)
+        ax.set_xlim(bands[name].index.min(), bands[name].index.max())
+        ax.set_ylim(0, top * 1.05 if top > 0 else 1)
+        if threshold is not None:
+            ax.axhline(threshold, color="0.4", lw=0.6, ls=":")
+        ax.set_title(name.replace("_", " "), loc="left")
+    for ax in axes[::4]:
+        ax.set_ylabel(plotting.units_label(variable, units))
+    for ax in axes[-4:]:
+        ax.set_xlabel("Year")
+    axes[0].legend(loc="upper left", fontsize=5)
+    if title:
+        fig.suptitle(title, fontsize=7.5)
+    return fig
+
+
+def sobol_bars(table: pd.DataFrame, output: str, *, ax=None, title: str | None = None):
+    """Horizontal bars of total (ST) and first-order (S1) indices of one output, largest on top."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(plotting.SINGLE_COLUMN, plotting.PANEL_HEIGHT))
+    rows = table[table["output"] == output].sort_values("ST")
+    y = np.arange(len(rows))
+    ax.barh(y + 0.18, rows["ST"].clip(lower=0), 0.36, xerr=rows["ST_conf"], color="0.35", label="total (ST)",
+            error_kw={"lw": 0.5, "capsize": 1})
+    ax.barh(y - 0.18, rows["S1"].clip(lower=0), 0.36, xerr=rows["S1_conf"], color="0.75",
+            label="first order (S1)", error_kw={"lw": 0.5, "capsize": 1})
+    ax.set_yticks(y, rows["parameter"], fontsize=5.5)
+    ax.set_xlim(0, 1.05)
+    if len(rows) and float(np.nanmax(rows["ST"])) > 1.05:
+        ax.text(0.98, 0.02, "indices above 1: output nearly constant,\nestimates unreliable", transform=ax.transAxes,
+                ha="right", va="bottom", fontsize=5, color="0.3")
+    ax.set_xlabel("Sobol index (share of output variance)")
+    ax.set_title(title or METRIC_LABELS.get(output, output).replace("\n", " "), loc="left")
+    return ax
+
+
+def sobol_figure(table: pd.DataFrame, *, title: str | None = None):
+    """One tornado-style panel per output with indices."""
+    outputs = [o for o in table["output"].unique() if table.loc[table["output"] == o, "ST"].notna().any()]
+    fig, axes = plotting.panel_grid(len(outputs), ncols=2, height=plotting.PANEL_HEIGHT * 1.1)
+    for ax, output in zip(axes, outputs):
+        sobol_bars(table, output, ax=ax)
+    if outputs:
+        axes[0].legend(loc="lower right", fontsize=5)
+    if title:
+        fig.suptitle(title, fontsize=7.5)
+    return fig
+
+
+def best_probability(table: pd.DataFrame, *, ax=None, title: str | None = None):
+    """Strategies x metrics: probability of being best (or tied), printed in each cell."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(plotting.SINGLE_COLUMN * 1.2, plotting.PANEL_HEIGHT * 1.2))
+    grid = table.pivot(index="strategy", columns="metric", values="p_best")
+    grid = grid.reindex(index=list(dict.fromkeys(table["strategy"])), columns=METRIC_COLUMNS)
+    ax.imshow(grid.to_numpy(dtype=float), cmap="Greys", vmin=0, vmax=1.6, aspect="auto")
+    for (i, j), value in np.ndenumerate(grid.to_numpy(dtype=float)):
+        ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=5.5,
+                color="white" if value > 0.9 else "black")
+    ax.set_xticks(range(len(grid.columns)), [METRIC_LABELS[m] for m in grid.columns], fontsize=5.5)
+    ax.set_yticks(range(len(grid.index)), [s.replace("_", " ") for s in grid.index], fontsize=5.5)
+    ax.tick_params(length=0)
+    for side in ("left", "bottom"):
+        ax.spines[side].set_visible(False)
+    ax.set_title(title or "Probability of being best", loc="left")
+    return ax
+
+
+def regret_figure(table: pd.DataFrame, *, title: str | None = None):
+    """One panel per metric: each strategy's maximum regret (bar) and mean regret (tick); the
+    minimax-regret strategy in black."""
+    fig, axes = plotting.panel_grid(len(METRIC_COLUMNS), ncols=3, height=plotting.PANEL_HEIGHT * 1.1)
+    strategies = list(dict.fromkeys(table["strategy"]))
+    for ax, metric in zip(axes, METRIC_COLUMNS):
+        rows = table[table["metric"] == metric].set_index("strategy").reindex(strategies)
+        y = np.arange(len(rows))
+        worst = rows["max_regret"].to_numpy(dtype=float)
+        colors = ["0.7"] * len(rows)
+        if np.isfinite(worst).any():
+            colors[int(np.nanargmin(worst))] = "0.1"
+        ax.barh(y, np.nan_to_num(worst), color=colors, height=0.6)
+        ax.plot(rows["mean_regret"], y, "|", color="0.0", ms=6, mew=1.0)
+        ax.set_yticks(y, [s.replace("_", " ") for s in rows.index], fontsize=5)
+        ax.invert_yaxis()
+        direction = "higher is better" if HIGHER_IS_BETTER[metric] else "lower is better"
+        ax.set_title(f"{METRIC_LABELS[metric].replace(chr(10), ' ')} ({direction})", loc="left", fontsize=6)
+        ax.set_xlabel("regret (metric units)", fontsize=5.5)
+        if np.nanmax(np.nan_to_num(worst), initial=0) == 0:
+            ax.text(0.5, 0.5, "all strategies tied", transform=ax.transAxes, ha="center", fontsize=6, color="0.3")
+    if title:
+        fig.suptitle(title + "\nbar: maximum regret over samples (black: minimax); tick: mean regret", fontsize=7)
+    return fig

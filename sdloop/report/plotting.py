@@ -1,0 +1,209 @@
+"""Figures for papers, in one house style. The only core module that imports matplotlib.
+
+House style: panels sized for a journal column (89 mm single, 183 mm double width),
+lines told apart by dash pattern and gray level so they survive grayscale printing,
+axis labels carrying the model's units, policy phases shaded, and every figure saved
+as vector PDF plus a 300-dpi PNG.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+from cycler import cycler  # noqa: E402
+
+from sdloop.report.output import publish_mode  # noqa: E402
+
+MM = 1 / 25.4
+SINGLE_COLUMN = 89 * MM
+DOUBLE_COLUMN = 183 * MM
+PANEL_HEIGHT = 52 * MM
+
+# Gray levels and dash patterns: distinguishable in print and in grayscale.
+LINE_STYLES = [
+    {"color": "0.0", "linestyle": "-"},
+    {"color": "0.35", "linestyle": "--"},
+    {"color": "0.55", "linestyle": "-."},
+    {"color": "0.0", "linestyle": ":"},
+    {"color": "0.35", "linestyle": (0, (5, 1, 1, 1, 1, 1))},
+    {"color": "0.55", "linestyle": (0, (1, 1))},
+    {"color": "0.2", "linestyle": (0, (8, 2))},
+    {"color": "0.45", "linestyle": (0, (3, 1, 3, 3))},
+    {"color": "0.65", "linestyle": "-"},
+    {"color": "0.25", "linestyle": (0, (2, 2, 6, 2))},
+]
+
+# The three phases of Chinese industrial policy (seed 004), shaded lightly.
+POLICY_PHASES = (
+    (2006, 2013, "economic\ndevelopment", "0.93"),
+    (2013, 2020, "innovation-\ndriven", "0.85"),
+    (2020, None, "security", "0.93"),
+)
+
+HOUSE_STYLE = {
+    "font.size": 7,
+    "axes.titlesize": 7.5,
+    "axes.labelsize": 7,
+    "xtick.labelsize": 6.5,
+    "ytick.labelsize": 6.5,
+    "legend.fontsize": 6,
+    "legend.frameon": True,
+    "legend.framealpha": 0.85,
+    "legend.edgecolor": "none",
+    "legend.facecolor": "white",
+    "legend.borderpad": 0.3,
+    "lines.linewidth": 1.1,
+    "axes.linewidth": 0.6,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.prop_cycle": cycler(
+        color=[s["color"] for s in LINE_STYLES], linestyle=[s["linestyle"] for s in LINE_STYLES]
+    ),
+    "pdf.fonttype": 42,
+    "savefig.bbox": "tight",
+    "savefig.pad_inches": 0.02,
+}
+
+
+def style():
+    """A context manager applying the house style."""
+    return plt.rc_context(HOUSE_STYLE)
+
+
+def units_label(name: str, units: str | None) -> str:
+    """An axis label: the variable name with its units in brackets (Dmnl shown as '-')."""
+    if not units or units.strip().lower() in {"dmnl", "1", "nan"}:
+        return f"{name} (-)"
+    return f"{name} ({units})"
+
+
+def shade_phases(ax, phases=POLICY_PHASES, *, label: bool = True):
+    """Shade the policy phases on a time axis; labels sit at the top of the axes."""
+    lo, hi = ax.get_xlim()
+    for start, end, text, gray in phases:
+        end = hi if end is None else end
+        if end <= lo or start >= hi:
+            continue
+        ax.axvspan(max(start, lo), min(end, hi), color=gray, zorder=0, lw=0)
+        if label:
+            ax.text((max(start, lo) + min(end, hi)) / 2, 0.98, text, transform=ax.get_xaxis_transform(),
+                    ha="center", va="top", fontsize=5, color="0.3")
+    ax.set_xlim(lo, hi)
+    return ax
+
+
+def phase_legend(fig, phases=POLICY_PHASES):
+    """A figure-level key to the shaded policy phases, below the panels."""
+    from matplotlib.patches import Patch
+
+    handles = []
+    for start, end, text, gray in phases:
+        span = f"{start}-{end - 1}" if end else f"{start}-"
+        handles.append(Patch(facecolor=gray, edgecolor="0.6", linewidth=0.4,
+                             label=f"{text.replace(chr(10), ' ').replace('- ', '-')} ({span})"))
+    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), frameon=False,
+               title="Policy phase (Naughton, Xiao and Xu 2023)", title_fontsize=6)
+    return fig
+
+
+def plot_lines(frame: pd.DataFrame, columns: Sequence[str], *, ax=None, labels: Sequence[str] | None = None,
+               ylabel: str | None = None, title: str | None = None, phases=POLICY_PHASES,
+               phase_labels: bool = True):
+    """Plot columns of a time-indexed frame on one axes; returns the axes."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(SINGLE_COLUMN, PANEL_HEIGHT))
+    for column, label in zip(columns, labels or columns):
+        ax.plot(frame.index, frame[column], label=label)
+    ax.set_xlim(frame.index.min(), frame.index.max())
+    if phases:
+        shade_phases(ax, phases, label=phase_labels)
+    if ylabel:
+        ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title, loc="left")
+    ax.set_xlabel("Year")
+    if len(columns) > 1:
+        ax.legend(loc="best")
+    return ax
+
+
+def panel_grid(n: int, *, ncols: int = 2, width: float = DOUBLE_COLUMN, height: float = PANEL_HEIGHT):
+    """A figure with ``n`` panels in a grid sized for a double journal column."""
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width, height * nrows), squeeze=False,
+                             layout="constrained")
+    flat = list(axes.flat)
+    for ax in flat[n:]:
+        ax.set_visible(False)
+    for letter, ax in zip("abcdefghijklmnopqrstuvwxyz", flat[:n]):
+        ax.text(-0.02, 1.02, f"({letter})", transform=ax.transAxes, ha="right", va="bottom",
+                fontweight="bold")
+    return fig, flat[:n]
+
+
+def save_figure(fig, path_stem: str | Path) -> list[Path]:
+    """Save ``fig`` as ``<stem>.pdf`` (vector) and ``<stem>.png`` (300 dpi), atomically."""
+    stem = Path(path_stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    written = []
+    for ext, kwargs in ((".pdf", {}), (".png", {"dpi": 300})):
+        final = stem.with_suffix(ext)
+        fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=ext, dir=final.parent)
+        os.close(fd)
+        try:
+            fig.savefig(tmp, format=ext[1:], **kwargs)
+            publish_mode(tmp)
+            os.replace(tmp, final)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        written.append(final)
+    plt.close(fig)
+    return written
+
+
+def key_stocks_figure(frame: pd.DataFrame, panels: Sequence[Mapping], units: Mapping[str, str],
+                      *, title: str | None = None):
+    """One multi-panel figure: each panel a mapping with 'title', 'columns', optional 'labels'
+    and 'ylabel' (defaults to the first column's units)."""
+    with style():
+        fig, axes = panel_grid(len(panels))
+        for ax, panel in zip(axes, panels):
+            columns = panel["columns"]
+            ylabel = panel.get("ylabel") or units_label(panel.get("quantity", columns[0]),
+                                                        units.get(columns[0]))
+            plot_lines(frame, columns, ax=ax, labels=panel.get("labels"), ylabel=ylabel,
+                       title=panel["title"], phase_labels=False)
+        phase_legend(fig)
+        if title:
+            fig.suptitle(title, fontsize=8)
+    return fig
+
+
+def scenario_comparison_figure(runs: Mapping[str, pd.DataFrame], variables: Sequence[str],
+                               units: Mapping[str, str], *, title: str | None = None):
+    """One panel per variable, one line per scenario."""
+    with style():
+        fig, axes = panel_grid(len(variables))
+        for ax, variable in zip(axes, variables):
+            for name, frame in runs.items():
+                ax.plot(frame.index, frame[variable], label=name.replace("_", " "))
+            first = next(iter(runs.values()))
+            ax.set_xlim(first.index.min(), first.index.max())
+            shade_phases(ax, label=False)
+            ax.set_ylabel(units_label(variable, units.get(variable)))
+            ax.set_xlabel("Year")
+            ax.set_title(variable, loc="left")
+        axes[0].legend(loc="best")
+        phase_legend(fig)
+        if title:
+            fig.suptitle(title, fontsize=8)
+    return fig

@@ -1,0 +1,296 @@
+"""Dimensional consistency of a model's equations, with Vensim's unit conventions.
+
+Unit strings (``Person/Year``, ``1/(Second*Second)``, ``bn yuan``, ``Dmnl``) become sympy
+products of unit symbols. ``Dmnl``, ``1`` and ``dimensionless`` are the empty product; time
+units match singular and plural and any capitalization (``Year``, ``Years``, ``year``);
+other unit names match case-insensitively. Words separated by spaces multiply
+(``billion yuan`` is billion times yuan, so ``billion yuan / (yuan/USD)`` is ``billion USD``). Numbers in equations take whatever units their
+context needs. Checked: every equation against its variable's declared units, the terms
+of every sum, difference, comparison, MIN/MAX and IF THEN ELSE against each other, the
+arguments of EXP/LN/trigonometric functions (dimensionless), and every stock against its
+flows (flow units times time units). Variables without units are not checked.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import sympy
+
+from sdloop.structure.expressions import TIME, LookupFunction, Unsupported
+from sdloop.structure.build import ModelStructure, Variable
+
+DIMENSIONLESS = frozenset({"dmnl", "1", "dimensionless", "dimensionless unit"})
+TIME_UNITS = {
+    "year": "Year", "month": "Month", "week": "Week", "day": "Day", "hour": "Hour",
+    "minute": "Minute", "second": "Second", "quarter": "Quarter",
+}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One finding of ``sdloop check``: ``FILE:LINE: VARIABLE: message``."""
+
+    file: str
+    line: int | None
+    variable: str | None
+    message: str
+
+    def __str__(self) -> str:
+        where = self.file + (f":{self.line}" if self.line else "") + ": "
+        return where + (f"{self.variable}: " if self.variable else "") + self.message
+
+
+class UnitSyntaxError(ValueError):
+    pass
+
+
+def _canonical(name: str) -> str:
+    key = re.sub(r"\s+", " ", name.strip()).lower()
+    singular = key[:-1] if key.endswith("s") and key[:-1] in TIME_UNITS else key
+    return singular if singular in TIME_UNITS else key
+
+
+class UnitParser:
+    """Parse Vensim unit strings into sympy expressions; remembers display spellings."""
+
+    def __init__(self) -> None:
+        self.spelling: dict[str, str] = {}
+
+    def parse(self, text: str) -> sympy.Expr | None:
+        """Units as a sympy expression; None for an empty string. Raises UnitSyntaxError."""
+        text = re.sub(r"\[.*\]\s*$", "", text).strip()
+        if not text:
+            return None
+        tokens = re.findall(r"\(|\)|\*|/|\^|-?\d+(?:\.\d+)?(?![\w$%])|[^()*/^]+", text)
+        tokens = [t.strip() for t in tokens if t.strip()]
+        self._tokens, self._pos = tokens, 0
+        expr = self._product()
+        if self._pos != len(tokens):
+            raise UnitSyntaxError(f"cannot read units '{text}'")
+        return expr
+
+    def _peek(self) -> str | None:
+        return self._tokens[self._pos] if self._pos < len(self._tokens) else None
+
+    def _take(self) -> str:
+        token = self._peek()
+        if token is None:
+            raise UnitSyntaxError("units end too early")
+        self._pos += 1
+        return token
+
+    def _product(self) -> sympy.Expr:
+        expr = self._power()
+        while self._peek() in ("*", "/"):
+            op = self._take()
+            rhs = self._power()
+            expr = expr * rhs if op == "*" else expr / rhs
+        return expr
+
+    def _power(self) -> sympy.Expr:
+        base = self._atom()
+        if self._peek() == "^":
+            self._take()
+            exponent = self._take()
+            if exponent == "(":
+                exponent = self._take()
+                if self._take() != ")":
+                    raise UnitSyntaxError("expected ')'")
+            try:
+                base = base ** sympy.Rational(exponent)
+            except (TypeError, ValueError):
+                raise UnitSyntaxError(f"bad exponent '{exponent}'") from None
+        return base
+
+    def _atom(self) -> sympy.Expr:
+        token = self._take()
+        if token == "(":
+            expr = self._product()
+            if self._take() != ")":
+                raise UnitSyntaxError("expected ')'")
+            return expr
+        if re.fullmatch(r"-?\d+(\.\d+)?", token):
+            return sympy.Integer(1)  # a scale factor such as 1000 carries no dimension
+        if _canonical(token) in DIMENSIONLESS:
+            return sympy.Integer(1)
+        expr = sympy.Integer(1)
+        for word in token.split():
+            key = _canonical(word)
+            if key in DIMENSIONLESS:
+                continue
+            self.spelling.setdefault(key, TIME_UNITS.get(key, word))
+            expr *= sympy.Symbol(key, positive=True)
+        return expr
+
+    def format(self, units: sympy.Expr) -> str:
+        """Vensim spelling: ``Person/Year``, ``1/Year``, ``Meter/(Second^2)``, ``Dmnl``."""
+        if units == 1:
+            return "Dmnl"
+        num, den = units.as_numer_denom()
+
+        def part(expr):
+            factors = []
+            for base, exp in sorted(expr.as_powers_dict().items(), key=lambda kv: str(kv[0])):
+                if base == 1:
+                    continue
+                name = self.spelling.get(str(base), str(base))
+                factors.append(name if exp == 1 else f"{name}^{exp}")
+            return factors
+
+        top, bottom = part(num), part(den)
+        text = "*".join(top) or "1"
+        if bottom:
+            text += "/" + (bottom[0] if len(bottom) == 1 else "(" + "*".join(bottom) + ")")
+        return text
+
+
+_DIMENSIONLESS_FUNCTIONS = (sympy.exp, sympy.log, sympy.sin, sympy.cos, sympy.tan,
+                            sympy.asin, sympy.acos, sympy.atan)
+
+
+class UnitChecker:
+    """Infer the units of sympy expressions from the declared units of their symbols."""
+
+    def __init__(self, structure: ModelStructure) -> None:
+        self.structure = structure
+        self.parser = UnitParser()
+        self.problems: list[Problem] = []
+        self.declared: dict[str, sympy.Expr | None] = {}
+        for var in structure.variables.values():
+            self.declared[var.name] = self._parse_declared(var)
+        self.time = self.parser.parse(structure.time_units) if structure.time_units else None
+        self._current: Variable | None = None
+        # TREND's written-out stock (no units, no outflow) takes the units of its initial value
+        for var in structure.stocks:
+            if var.owner is not None and not var.outflows and self.declared.get(var.name) is None:
+                self._current = var
+                self.declared[var.name] = self.infer(var.initial)
+
+    def _parse_declared(self, var: Variable) -> sympy.Expr | None:
+        try:
+            return self.parser.parse(var.units)
+        except UnitSyntaxError as exc:
+            if var.owner is None:
+                self._report(var, str(exc))
+            return None
+
+    def _report(self, var: Variable, message: str) -> None:
+        problem = Problem(str(self.structure.path), var.line, var.vensim_name, message)
+        if problem not in self.problems:
+            self.problems.append(problem)
+
+    def _mismatch(self, expected, found, suffix: str = "") -> None:
+        self._report(self._current, f"expected {self.parser.format(expected)}, "
+                                    f"found {self.parser.format(found)}{suffix}")
+
+    def _unify(self, units: list) -> sympy.Expr | None:
+        known = [u for u in units if u is not None]
+        for other in known[1:]:
+            if sympy.simplify(other / known[0]) != 1:
+                self._mismatch(known[0], other)
+                break
+        return known[0] if known else None
+
+    def infer(self, expr) -> sympy.Expr | None:
+        """Units of ``expr``; None where any units would do (numbers, undeclared names)."""
+        if isinstance(expr, (sympy.Number, sympy.logic.boolalg.BooleanAtom)) or expr is sympy.true:
+            return None
+        if expr == TIME:
+            return self.time
+        if isinstance(expr, sympy.Symbol):
+            var = self.structure.by_symbol(expr)
+            return self.declared.get(var.name) if var is not None else None
+        if isinstance(expr, sympy.Add):
+            return self._unify([self.infer(a) for a in expr.args])
+        if isinstance(expr, sympy.Mul):
+            known = [u for u in (self.infer(a) for a in expr.args) if u is not None]
+            return sympy.Mul(*known) if known else None
+        if isinstance(expr, sympy.Pow):
+            base, exponent = self.infer(expr.base), expr.exp
+            if isinstance(exponent, sympy.Number):
+                return base**exponent if base is not None else None
+            self._dimensionless(base)
+            self._dimensionless(self.infer(exponent))
+            return sympy.Integer(1) if base is not None else None
+        if isinstance(expr, sympy.Piecewise):
+            values = []
+            for value, condition in expr.args:
+                self.infer(condition)
+                values.append(self.infer(value))
+            return self._unify(values)
+        if isinstance(expr, sympy.core.relational.Relational):
+            self._unify([self.infer(expr.lhs), self.infer(expr.rhs)])
+            return None
+        if isinstance(expr, sympy.logic.boolalg.Boolean):
+            for arg in expr.args:
+                self.infer(arg)
+            return None
+        if isinstance(expr, LookupFunction):
+            self.infer(expr.args[0])
+            var = self.structure.get(expr.vensim_name)
+            return self.declared.get(var.name) if var is not None else None
+        if isinstance(expr, Unsupported):
+            return None
+        if isinstance(expr, _DIMENSIONLESS_FUNCTIONS):
+            for arg in expr.args:
+                self._dimensionless(self.infer(arg))
+            return sympy.Integer(1)
+        if isinstance(expr, sympy.sign):
+            self.infer(expr.args[0])
+            return sympy.Integer(1)
+        if isinstance(expr, (sympy.Abs, sympy.floor, sympy.ceiling)):
+            return self.infer(expr.args[0])
+        if isinstance(expr, (sympy.Mod, sympy.Min, sympy.Max)):
+            return self._unify([self.infer(a) for a in expr.args])
+        return None
+
+    def _dimensionless(self, units) -> None:
+        if units is not None and units != 1:
+            self._mismatch(sympy.Integer(1), units)
+
+    def check_variable(self, var: Variable) -> None:
+        """Check one variable's equation (and a stock's initial value and flows)."""
+        self._current = var
+        declared = self.declared.get(var.name)
+        if var.kind == "stock":
+            if var.initial is not None:
+                self._check_against(declared, self.infer(var.initial), " in the initial value")
+            if declared is None or self.time is None:
+                return
+            for flow in var.inflows + var.outflows:
+                flow_units = self.declared.get(flow)
+                if flow_units is not None and sympy.simplify(flow_units * self.time / declared) != 1:
+                    role = "inflow" if flow in var.inflows else "outflow"
+                    self._mismatch(declared / self.time, flow_units,
+                                   f" ({role} '{self.structure.variables[flow].vensim_name}')")
+            return
+        if var.kind in ("lookup", "control", "constant"):
+            return
+        found = self.infer(var.equation)
+        if var.kind == "delay_fixed" and var.initial is not None:
+            self._check_against(declared, self.infer(var.initial), " in the initial value")
+        self._check_against(declared, found)
+
+    def _check_against(self, declared, found, suffix: str = "") -> None:
+        if declared is not None and found is not None and sympy.simplify(found / declared) != 1:
+            self._mismatch(declared, found, suffix)
+
+
+def check_units(structure: ModelStructure) -> list[Problem]:
+    """Every units mismatch of the model, in file order."""
+    checker = UnitChecker(structure)
+    for var in structure.variables.values():
+        checker.check_variable(var)
+    return sorted(checker.problems, key=lambda p: (p.line or 0, p.variable or ""))
+
+
+def format_units(text: str) -> str:
+    """A unit string in canonical spelling (for messages and tests)."""
+    parser = UnitParser()
+    units = parser.parse(text)
+    return "" if units is None else parser.format(units)
+
+
+__all__ = ["Problem", "UnitChecker", "UnitParser", "UnitSyntaxError", "check_units", "format_units"]
