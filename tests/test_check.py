@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from analysis_helpers import FIXTURES
+from sdloop.errors import ModelFileError
 from sdloop.analysis.check import check_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,10 +55,12 @@ def test_every_undefined_name_is_listed(tmp_path):
 
 
 def test_simultaneous_equations(tmp_path):
+    """No engine can run them: the file is refused (exit 2), naming the cycle and its lines."""
     path = variant(tmp_path, "gap = goal - Level", "gap = goal - adjustment")
-    problems = [p for p in check_model(path) if "simultaneous" in p.message]
-    assert len(problems) == 1
-    assert problems[0].line == 7 and "adjustment -> gap -> adjustment" in problems[0].message
+    with pytest.raises(ModelFileError) as err:
+        check_model(path)
+    assert err.value.line == 7 and "adjustment -> gap -> adjustment" in err.value.message
+    assert "line 7" in err.value.message and "line 12" in err.value.message
 
 
 def test_unused_and_undocumented_constants(tmp_path):

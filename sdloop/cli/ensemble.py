@@ -137,22 +137,12 @@ def simulate_numpy(model_path: Path, layers, *, final_time, columns, show_code: 
     """``simulate --engine numpy``: the engine's run, or PySD's when the engine cannot compile the
     model (each reason, with its line, on stderr). Returns the frame, or None when only the
     generated code was printed (``--show-code``)."""
-    from sdloop.engines.numpy_engine import Engine
-    from sdloop.errors import ModelFileError
+    from sdloop.engines.numpy_engine import engine_or_reasons
     from sdloop.engines.pysd_model import load_model
     from sdloop.experiments.overrides import merge
     from sdloop.structure.build import build_structure
 
-    structure = build_structure(model_path)
-    problems = [f"{model_path}:{u.line}: {u.variable}: {u.construct}" for u in structure.unsupported]
-    problems += [f"{model_path}:{structure[loop[0]].line}: {loop[0]}: simultaneous equations "
-                 + " -> ".join(loop + loop[:1]) for loop in structure.algebraic_loops]
-    engine = None
-    if not problems:
-        try:
-            engine = Engine(structure)
-        except ModelFileError as exc:
-            problems.append(str(exc))
+    engine, problems = engine_or_reasons(build_structure(model_path))
     if engine is None:
         for problem in problems:
             print(f"sdloop: the numpy engine cannot compile {problem}", file=sys.stderr)
