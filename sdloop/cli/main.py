@@ -113,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"sdloop {__version__}")
     from calibration.cli import add_calibrate_parser
     from sdloop.cli.analysis import add_check_parser, add_loops_parser
+    from sdloop.cli.diagram import add_diagram_parser, add_sketch_parser
     from sdloop.cli.ensemble import add_bench_parser, add_ensemble_parser
 
     sub = parser.add_subparsers(dest="command", required=True)
@@ -123,6 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_bench_parser(sub)
     add_ensemble_parser(sub)
     add_loops_parser(sub)
+    add_sketch_parser(sub)
+    add_diagram_parser(sub)
     return parser
 
 
