@@ -1,3 +1,5 @@
 """sdloop: system-dynamics feedback-loop modelling for industrial, trade and innovation policy."""
 
-__version__ = "0.1.0"
+from sdloop.version import __version__
+
+__all__ = ["__version__"]

@@ -52,6 +52,8 @@ class EngineResult:
 class Engine:
     """A model compiled for vectorized runs (one compiled function per set of varying constants)."""
 
+    kind = "numpy"
+
     def __init__(self, model: str | Path | ModelStructure) -> None:
         self.structure = model if isinstance(model, ModelStructure) else build_structure(model)
         s = self.structure
@@ -64,6 +66,15 @@ class Engine:
         controls = [s.get(n).name for n in CONTROL if s.get(n) is not None]
         self.variables = controls + [n for n in own if n not in controls]
         self._compiled: dict = {}
+
+    @property
+    def units(self) -> dict[str, str]:
+        """Each variable's units as written in the model file."""
+        return {v.name: v.units for v in self.structure.variables.values()}
+
+    @property
+    def time_units(self) -> str:
+        return self.structure.time_units
 
     # names ---------------------------------------------------------------
     def resolve(self, name: str, *, constants_only: bool = False, source: str | None = None,

@@ -1,11 +1,11 @@
-"""``sdloop bench``: PySD against the vectorized engine on the sector model, in one process.
+"""``sdloop bench``: PySD against the vectorized engine on a project's model, in one process.
 
-Runs are the NEV case under the 'simultaneous' strategy (every lever on) with the uncertain
-parameters of ``models/uncertainty.toml`` sampled (Latin hypercube, fixed seed), so every
-run differs. PySD's time per run is the mean over ``pysd_runs`` runs; the engine's time per
-run at N is the best of a few repeats of N runs recording the columns an ensemble records
-(the metric variables); N = 1 is one run with plain numbers as parameters (what
-``simulate --engine numpy`` does). The first engine calls compile the code and are not timed.
+Runs are one case of the project under one strategy (default: NEV under 'simultaneous', every
+lever on) with the uncertain parameters of the project's ``[ensemble] uncertainty`` sampled
+(Latin hypercube, fixed seed), so every run differs. PySD's time per run is the mean over
+``pysd_runs`` runs; the engine's time per run at N is the best of a few repeats of N runs
+recording the columns an ensemble records (the variables the project's metrics read); N = 1
+is one run with plain numbers as parameters (what ``simulate --engine numpy`` does). The first engine calls compile the code and are not timed.
 ``max_rel_diff`` is the largest relative difference (``engine.relative_difference``) over
 every variable and saved time between the engine and PySD on the PySD runs. Peak memory is
 the process's peak resident set size.
@@ -31,20 +31,32 @@ def _peak_memory_mb() -> float:
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
 
 
+def benchmark_project(models_dir: str | Path) -> Path:
+    """The first project in ``models_dir`` with an ensemble (its model is benchmarked)."""
+    from sdloop.errors import OverrideError
+    from sdloop.experiments.project import find_projects, load_project
+
+    for path in find_projects(models_dir):
+        if load_project(path).ensemble is not None:
+            return path
+    raise OverrideError(f"no project file with an [ensemble] in {models_dir}")
+
+
 def benchmark(models_dir: str | Path = "models", sizes=SIZES, pysd_runs: int = 20, seed: int = 0,
-              repeats: int = 3) -> dict:
+              repeats: int = 3, *, project: str | Path | None = None, case: str = CASE,
+              strategy: str = STRATEGY) -> dict:
     """The benchmark figures as a dict (the ``--json`` output)."""
-    from sdloop.experiments.ensemble import METRIC_VARIABLES
     from sdloop.engines.pysd_model import load_model
-    from sdloop.experiments.overrides import load_case, load_collection, merge
+    from sdloop.experiments.metrics import MetricSet
+    from sdloop.experiments.overrides import merge
+    from sdloop.experiments.project import load_project
     from sdloop.experiments.uncertainty import load_uncertainty
 
-    models_dir = Path(models_dir)
-    path = models_dir / "sector_lifecycle.mdl"
+    spec = load_project(project or benchmark_project(models_dir))
+    path = spec.model
     model, engine = load_model(path), Engine(path)
-    base = merge(model, [load_case(models_dir / "cases" / f"{CASE}.toml"),
-                         load_collection(models_dir / "strategies.toml")[STRATEGY]])
-    space = load_uncertainty(models_dir / "uncertainty.toml").checked(engine.resolve)
+    base = merge(model, [*spec.layers((case, next(iter(spec.entries("scenario"))), strategy))])
+    space = load_uncertainty(spec.ensemble.uncertainty).checked(engine.resolve)
     own = {name: base.get(name, engine.defaults[name]) for name in space.names}
     largest = max(max(sizes), pysd_runs)
     samples = space.sample(largest, own, method="lhs", seed=seed)
@@ -62,7 +74,8 @@ def benchmark(models_dir: str | Path = "models", sizes=SIZES, pysd_runs: int = 2
     together = engine.run(params(pysd_runs), n=pysd_runs)
     max_rel_diff = max(compare_frames(together.frame(i), frames[i]) for i in range(pysd_runs))
 
-    columns = list(METRIC_VARIABLES)
+    columns = MetricSet(spec.metrics, engine, horizon=spec.horizon or engine.control["final time"],
+                        source=spec.path, entries=spec.names()).columns
     engine.run(params(1), n=1, columns=columns)  # compile both variants
     engine.run(params(2), n=2, columns=columns)
     per_run = {}
@@ -76,7 +89,7 @@ def benchmark(models_dir: str | Path = "models", sizes=SIZES, pysd_runs: int = 2
     speedup = pysd_ms * 1e3 / per_run["10000"] if "10000" in per_run else None
     return {
         "model": str(path),
-        "runs": f"case {CASE}, strategy {STRATEGY}, {len(space)} uncertain parameters (LHS, seed {seed})",
+        "runs": f"case {case}, strategy {strategy}, {len(space)} uncertain parameters (LHS, seed {seed})",
         "pysd_ms_per_run": round(pysd_ms, 3),
         "engine_us_per_run": {k: round(v, 3) for k, v in per_run.items()},
         "speedup_10000": round(speedup, 1) if speedup else None,

@@ -1,0 +1,28 @@
+"""``sdloop bench [--json]``: PySD against the vectorized engine on a project's model, in one process."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def add_bench_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("bench", help="PySD vs the vectorized engine: time per run, speed-up, parity, memory",
+                              description="Run a project's model with PySD and with the vectorized engine at "
+                                          "N = 1, 1,000, 10,000 and 100,000 in one process.")
+    p.add_argument("--models", type=Path, default=Path("models"), help="directory of model files")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--sizes", default="1,1000,10000,100000", help="comma-separated N (default: %(default)s)")
+    p.add_argument("--pysd-runs", type=int, default=20, help="PySD runs to time (default: %(default)s)")
+    p.set_defaults(handler=run_bench)
+    return p
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    from sdloop.experiments.bench import benchmark, format_report
+
+    sizes = tuple(int(s) for s in args.sizes.split(",") if s.strip())
+    figures = benchmark(args.models, sizes=sizes, pysd_runs=args.pysd_runs)
+    print(json.dumps(figures, indent=2) if args.json else format_report(figures))
+    return 0
