@@ -257,8 +257,9 @@ def find_projects(directory: str | Path) -> list[Path]:
 
 def project_for_model(model: str | Path) -> Path | None:
     """The project file next to ``model`` that declares it, if any (for one baseline everywhere)."""
-    model = Path(model).resolve()
-    for candidate in find_projects(model.parent):
+    given = Path(model)
+    model = given.resolve()
+    for candidate in find_projects(given.parent):
         try:
             data, _ = read_toml(candidate, ProjectError)
         except ProjectError:
