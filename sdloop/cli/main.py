@@ -1,7 +1,8 @@
 """The ``sdloop`` command line: the parser and the error handling every command shares.
 
 Each command group lives in its own module (``run``, ``simulate``, ``ensemble``, ``bench``,
-``analysis`` for check and loops; ``calibrate`` in the calibration package). Errors a user can
+``analysis`` for check and loops, ``diagram`` for sketch and diagram; ``calibrate`` in the
+calibration package). Errors a user can
 cause end with one line ``FILE:LINE: VARIABLE: message`` on stderr and a non-zero exit status
 (2 for unusable input, 1 for a run that failed on valid input); ``--debug`` shows the traceback.
 """
@@ -20,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     from calibration.cli import add_calibrate_parser
     from sdloop.cli.analysis import add_check_parser, add_loops_parser
     from sdloop.cli.bench import add_bench_parser
+    from sdloop.cli.diagram import add_diagram_parser, add_sketch_parser
     from sdloop.cli.ensemble import add_ensemble_parser
     from sdloop.cli.run import add_run_parser
     from sdloop.cli.simulate import add_simulate_parser
@@ -36,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_bench_parser(sub)
     add_ensemble_parser(sub)
     add_loops_parser(sub)
+    add_sketch_parser(sub)
+    add_diagram_parser(sub)
     return parser
 
 

@@ -27,8 +27,9 @@ def add_run_parser(sub) -> None:
     p.add_argument("-n", "--samples", type=int, help="ensemble draws (default: each project's)")
     p.add_argument("--no-cache", action="store_true", help="redo everything (and store nothing)")
     p.add_argument("--workers", type=int, default=1, help="processes for figures and ensembles (default: 1)")
-    p.add_argument("--engine", choices=["auto", "numpy", "pysd"], default="auto",
-                   help="auto: the numpy engine, PySD when it cannot compile the model (default)")
+    p.add_argument("--engine", choices=["auto", "numpy", "compiled", "pysd"], default="auto",
+                   help="auto: the numpy engine, PySD when it cannot compile the model (default); "
+                        "compiled: the C kernel")
     p.set_defaults(handler=run_command)
 
 

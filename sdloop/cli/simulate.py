@@ -30,11 +30,14 @@ def add_simulate_parser(sub) -> None:
     p.add_argument("--set", dest="assignments", action="append", default=[], metavar="NAME=VALUE",
                    help="override one constant (after every other layer); repeatable")
     p.add_argument("--final-time", type=float, help="end of the run (model units, e.g. 2035)")
-    p.add_argument("--engine", choices=["pysd", "numpy"], default="pysd",
-                   help="simulation engine (numpy: the vectorized engine; PySD when it cannot compile the model)")
+    p.add_argument("--engine", choices=["pysd", "numpy", "compiled"], default="pysd",
+                   help="simulation engine (numpy: the vectorized engine; compiled: its C kernel, the numpy "
+                        "engine when no C compiler is present; PySD when neither can compile the model)")
+    p.add_argument("--threads", type=int, help="with --engine compiled: threads (default: every core)")
     p.add_argument("--columns", help='comma-separated Vensim names, e.g. "Stock A,Flow B"')
     p.add_argument("--out", type=Path, help="CSV file to write (default: standard output)")
-    p.add_argument("--show-code", action="store_true", help="with --engine numpy: print the generated code")
+    p.add_argument("--show-code", action="store_true",
+                   help="with --engine numpy or compiled: print the generated code (Python or C)")
     p.set_defaults(handler=run_simulate)
 
 
@@ -48,15 +51,17 @@ def run_simulate(args: argparse.Namespace) -> int:
                       strategy=args.strategy, uncalibrated=args.uncalibrated, extra=[parse_set(args.assignments)])
     print(f"sdloop: {layers.describe()}", file=sys.stderr)
     columns = [c.strip() for c in args.columns.split(",") if c.strip()] if args.columns else None
-    choice = simulator(args.model, args.engine)
-    if args.engine == "numpy" and choice.kind != "numpy":
+    choice = simulator(args.model, args.engine, threads=args.threads)
+    for note in choice.notes:
+        print(f"sdloop: {note}", file=sys.stderr)
+    if args.engine != "pysd" and choice.kind == "pysd":
         for reason in choice.reasons:
-            print(f"sdloop: the numpy engine cannot compile {reason}", file=sys.stderr)
+            print(f"sdloop: the {args.engine} engine cannot compile {reason}", file=sys.stderr)
         print("sdloop: falling back to the PySD engine for this run", file=sys.stderr)
     sim = choice.simulator
     params = merge(sim, layers.layers)
     if args.show_code:
-        if choice.kind == "numpy":
+        if choice.kind != "pysd":
             print(sim.source(varying=(), columns=columns), end="")
         return 0
     frame = sim.run_frame(params, final_time=args.final_time, columns=columns)

@@ -1,10 +1,12 @@
 """Which engine runs a model: the one place that decides.
 
-``simulator(path)`` returns the generated numpy engine when it can compile the model and a
-PySD-backed stand-in otherwise, with the reasons it could not (each ``FILE:LINE: VARIABLE:
-construct``). Both answer the same interface: ``resolve``, ``defaults``, ``constants``,
-``variables``, ``units``, ``control`` and ``run(params, n=, columns=, final_time=)`` returning
-an ``EngineResult`` (arrays of shape (saved times, N)). A faster backend plugs in here.
+``simulator(path, engine)`` returns the generated numpy engine (``auto``, ``numpy``) or its
+compiled C kernel (``compiled``, the numpy engine when no C compiler is present) when it can
+compile the model, and a PySD-backed stand-in otherwise, with the reasons it could not (each
+``FILE:LINE: VARIABLE: construct``). All answer the same interface: ``resolve``, ``defaults``,
+``constants``, ``variables``, ``units``, ``control`` and ``run(params, n=, columns=,
+final_time=)`` returning an ``EngineResult`` (arrays of shape (saved times, N)). ``auto`` is the
+numpy engine: its parity with PySD is established on the bundled models.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import numpy as np
 from sdloop.engines.numpy_engine import Engine, EngineResult
 from sdloop.errors import ModelFileError
 
-ENGINES = ("auto", "numpy", "pysd")
+ENGINES = ("auto", "numpy", "compiled", "pysd")
 
 
 @dataclass(frozen=True)
@@ -26,12 +28,15 @@ class Choice:
     """The simulator used for a model and, when it is PySD, why the numpy engine was not."""
 
     simulator: object
-    kind: str  # "numpy" or "pysd"
+    kind: str  # "numpy", "compiled" or "pysd"
     reasons: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()  # e.g. why the compiled kernel was not built
 
     def describe(self) -> str:
         if self.kind == "numpy":
             return "vectorized numpy engine"
+        if self.kind == "compiled":
+            return "compiled C engine"
         why = "; ".join(self.reasons) if self.reasons else "asked for"
         return f"PySD (numpy engine not used: {why})"
 
@@ -76,10 +81,10 @@ class PysdBatch:
         return self.model.run(params, columns=columns, final_time=final_time)
 
 
-_CHOICES: dict[tuple[str, int, str], Choice] = {}
+_CHOICES: dict[tuple, Choice] = {}
 
 
-def simulator(path: str | Path, engine: str = "auto") -> Choice:
+def simulator(path: str | Path, engine: str = "auto", *, threads: int | None = None) -> Choice:
     """The simulator for ``path`` (``engine``: auto, numpy or pysd), reused while the file is unchanged.
 
     ``auto`` and ``numpy`` use the numpy engine when the model compiles; otherwise the run goes to
@@ -92,13 +97,13 @@ def simulator(path: str | Path, engine: str = "auto") -> Choice:
         stamp = resolved.stat().st_mtime_ns
     except FileNotFoundError:
         raise ModelFileError("no such model file", file=path) from None
-    key = (str(resolved), stamp, engine)
+    key = (str(resolved), stamp, engine, threads)
     if key not in _CHOICES:
-        _CHOICES[key] = _choose(Path(path), engine)
+        _CHOICES[key] = _choose(Path(path), engine, threads)
     return _CHOICES[key]
 
 
-def _choose(path: Path, engine: str) -> Choice:
+def _choose(path: Path, engine: str, threads: int | None = None) -> Choice:
     if engine == "pysd":
         return Choice(PysdBatch(path), "pysd")
     from sdloop.structure.build import build_structure
@@ -108,10 +113,16 @@ def _choose(path: Path, engine: str) -> Choice:
     reasons += [f"{path}:{structure[loop[0]].line}: {loop[0]}: simultaneous equations "
                 + " -> ".join(loop + loop[:1]) for loop in structure.algebraic_loops]
     if not reasons:
+        notes: list[str] = []
         try:
-            numpy_engine = Engine(structure)
+            if engine == "compiled":
+                from sdloop.engines.compiled import load_engine
+
+                chosen = load_engine(structure, backend="compiled", threads=threads, notice=notes.append)
+            else:
+                chosen = Engine(structure)
         except ModelFileError as exc:
             reasons.append(str(exc))
         else:
-            return Choice(numpy_engine, "numpy")
+            return Choice(chosen, getattr(chosen, "kind", "numpy"), notes=tuple(notes))
     return Choice(PysdBatch(path), "pysd", tuple(reasons))
