@@ -19,7 +19,7 @@ PACKAGE = ROOT / "sdloop"
 # errors (every layer may import it), the API (sdloop/__init__.py, api.py) at the level of cli.
 LAYERS = {"lang": 0, "structure": 1, "engines": 2, "analysis": 3, "experiments": 3, "report": 4, "cli": 5}
 TOP = {"errors": -1, "version": -1, "__init__": 5, "api": 5}
-MAX_LINES = 450  # "about 400": the longest module may run a little over, never far
+MAX_LINES = 500  # "about 400": a module may run a little over, never far
 CONTROL = {"INITIAL TIME", "FINAL TIME", "TIME STEP", "SAVEPER", "Time"}
 
 

@@ -7,6 +7,7 @@ inputs did not change is reused from the cache; ``--only`` and ``--no-ensemble``
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 
@@ -26,7 +27,8 @@ def add_run_parser(sub) -> None:
     p.add_argument("--no-ensemble", action="store_true", help="skip the ensembles")
     p.add_argument("-n", "--samples", type=int, help="ensemble draws (default: each project's)")
     p.add_argument("--no-cache", action="store_true", help="redo everything (and store nothing)")
-    p.add_argument("--workers", type=int, default=1, help="processes for figures and ensembles (default: 1)")
+    p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
+                   help="processes that draw figures (default: %(default)s)")
     p.add_argument("--engine", choices=["auto", "numpy", "compiled", "pysd"], default="auto",
                    help="auto: the numpy engine, PySD when it cannot compile the model (default); "
                         "compiled: the C kernel")

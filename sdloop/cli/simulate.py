@@ -49,11 +49,12 @@ def run_simulate(args: argparse.Namespace) -> int:
 
     layers = baseline(args.model, project=args.project, cases=args.case, scenario=args.scenario,
                       strategy=args.strategy, uncalibrated=args.uncalibrated, extra=[parse_set(args.assignments)])
-    print(f"sdloop: {layers.describe()}", file=sys.stderr)
+    if layers.project is not None or layers.layers:  # a bare model runs on its own values: nothing to say
+        print(f"sdloop: {layers.describe()}", file=sys.stderr)
     columns = [c.strip() for c in args.columns.split(",") if c.strip()] if args.columns else None
     choice = simulator(args.model, args.engine, threads=args.threads)
     for note in choice.notes:
-        print(f"sdloop: {note}", file=sys.stderr)
+        print(note if note.startswith("sdloop: ") else f"sdloop: {note}", file=sys.stderr)
     if args.engine != "pysd" and choice.kind == "pysd":
         for reason in choice.reasons:
             print(f"sdloop: the {args.engine} engine cannot compile {reason}", file=sys.stderr)

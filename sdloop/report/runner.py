@@ -76,8 +76,8 @@ def run_projects(paths: Sequence[Path], options: RunOptions) -> tuple[Path, list
     studies = load_studies(paths, options)
     cache = Cache(enabled=options.cache)
     lines: list[str] = []
-    parameters, inputs, seeds, models, notes = {}, {}, {}, {}, {"calibrated": [], "engines": {}, "layers": {},
-                                                                   "reused": {}}
+    parameters, inputs, seeds, models = {}, {}, {}, {}
+    notes = {"calibrated": [], "engines": {}, "layers": {}, "reused": {}, "outputs": {}}
     with new_run_dir(options.results, "run") as run_dir:
         for study in studies:
             lines += _run_one(study, run_dir, cache, options, parameters, inputs, seeds, notes)
@@ -101,6 +101,14 @@ def _run_one(study: Study, run_dir: Path, cache: Cache, options: RunOptions, par
     if project.added:
         lines.append(f"  also run (referred to by metrics): {', '.join(project.added)}")
     notes["engines"][project.name] = study.choice.describe()
+    runs_made = "metrics" in options.parts or "figures" in options.parts
+    has_ensemble = "ensemble" in options.parts and project.ensemble is not None
+    notes["outputs"][project.name] = {
+        "metrics": project.metrics_file if runs_made else None,
+        "claims": project.claims_file if runs_made and study.claims else None,
+        "trajectories": f"{project.output}/trajectories.csv" if runs_made and project.trajectories != "none" else None,
+        "figures": project.output if "figures" in options.parts else None,
+        "ensemble": project.ensemble.output if has_ensemble else None}
     notes["layers"][project.name] = project.describe_layers()
     notes["calibrated"] += [name or Path(entry.source).stem for name, entry in project.fitted.items()]
     for name, path in project.inputs().items():
@@ -119,7 +127,7 @@ def _run_one(study: Study, run_dir: Path, cache: Cache, options: RunOptions, par
         from sdloop.report.ensemble_report import headline, run_project_ensemble
 
         info = run_project_ensemble(study, run_dir / project.ensemble.output, cache=cache,
-                                    samples=options.samples, workers=options.workers, progress=options.progress)
+                                    samples=options.samples, progress=options.progress)
         seeds[f"{project.name}/ensemble"] = info["seed"]
         lines += ["  " + line for line in headline(info).splitlines()]
     return lines

@@ -9,6 +9,7 @@ did not change are copied from the cache instead of drawn again.
 
 from __future__ import annotations
 
+import io
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,7 @@ import pandas as pd
 from sdloop.experiments.metrics import DIMS
 from sdloop.experiments.study import Study, StudyResult
 from sdloop.report.cache import Cache, digest, file_digest
-from sdloop.report.output import write_csv
+from sdloop.report.output import atomic_write_text, write_csv
 
 
 @dataclass
@@ -55,17 +56,30 @@ def cached_runner(cache: Cache, reused: dict):
     return runner
 
 
-def trajectories_table(study: Study, result: StudyResult) -> pd.DataFrame:
-    """Every run in one long table: the declared dimensions (case, scenario, strategy), time, variables."""
+def trajectories_csv(study: Study, result: StudyResult, fmt: str = "%.8g") -> str:
+    """Every run in one long CSV table: the declared dimensions (case, scenario, strategy), time,
+    then the variables (numbers formatted by numpy: several times faster than pandas)."""
+    import csv
+
     dims = [d for d in DIMS if d in study.project.dims] or ["scenario"]
     keep = study.dynamic_variables() if study.project.trajectories == "dynamic" else None
-    frames = []
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    header_written = False
     for key, frame in result.runs.items():
         named = dict(zip(DIMS, key))
         columns = [c for c in (keep or frame.columns) if c in frame.columns]
-        frames.append(frame[columns].reset_index().assign(**{d: named[d] or "baseline" for d in dims}))
-    table = pd.concat(frames, ignore_index=True)
-    return table[[*dims, "time", *[c for c in table.columns if c not in (*dims, "time")]]]
+        if not header_written:
+            writer.writerow([*dims, "time", *columns])
+            header_written = True
+        prefix = io.StringIO()
+        csv.writer(prefix, lineterminator="").writerow([named[d] or "baseline" for d in dims])
+        block = io.StringIO()
+        values = np.column_stack([frame.index.to_numpy(dtype=float), frame[columns].to_numpy(dtype=float)])
+        np.savetxt(block, values, fmt=fmt, delimiter=",")
+        lead = prefix.getvalue() + ","
+        out.write("".join(lead + line + "\n" for line in block.getvalue().splitlines()))
+    return out.getvalue()
 
 
 def _draw_and_save(job, stem: Path) -> list[Path]:
@@ -129,7 +143,7 @@ def write_tables(study: Study, result: StudyResult, run_dir: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     fmt = f"%.{project.digits}g"
     if project.trajectories != "none":
-        write_csv(trajectories_table(study, result), out / "trajectories.csv", index=False, float_format="%.8g")
+        atomic_write_text(out / "trajectories.csv", trajectories_csv(study, result))
     metrics = result.metrics.replace([np.inf, -np.inf], np.nan)
     write_csv(metrics, run_dir / project.metrics_file, index=False, na_rep="", float_format=fmt)
     if study.claims:
