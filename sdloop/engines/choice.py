@@ -17,7 +17,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from sdloop.engines.numpy_engine import Engine, EngineResult
+from sdloop.engines.numpy_engine import EngineResult
 from sdloop.errors import ModelFileError
 
 ENGINES = ("auto", "numpy", "compiled", "pysd")
@@ -106,23 +106,16 @@ def simulator(path: str | Path, engine: str = "auto", *, threads: int | None = N
 def _choose(path: Path, engine: str, threads: int | None = None) -> Choice:
     if engine == "pysd":
         return Choice(PysdBatch(path), "pysd")
-    from sdloop.structure.build import build_structure
+    from sdloop.engines.numpy_engine import engine_or_reasons
 
-    structure = build_structure(path)
-    reasons = [f"{path}:{u.line}: {u.variable}: {u.construct}" for u in structure.unsupported]
-    reasons += [f"{path}:{structure[loop[0]].line}: {loop[0]}: simultaneous equations "
-                + " -> ".join(loop + loop[:1]) for loop in structure.algebraic_loops]
-    if not reasons:
-        notes: list[str] = []
-        try:
-            if engine == "compiled":
-                from sdloop.engines.compiled import load_engine
+    notes: list[str] = []
+    make = None
+    if engine == "compiled":
+        from sdloop.engines.compiled import load_engine
 
-                chosen = load_engine(structure, backend="compiled", threads=threads, notice=notes.append)
-            else:
-                chosen = Engine(structure)
-        except ModelFileError as exc:
-            reasons.append(str(exc))
-        else:
-            return Choice(chosen, getattr(chosen, "kind", "numpy"), notes=tuple(notes))
+        def make(structure):
+            return load_engine(structure, backend="compiled", threads=threads, notice=notes.append)
+    chosen, reasons = engine_or_reasons(path, make)
+    if chosen is not None:
+        return Choice(chosen, getattr(chosen, "kind", "numpy"), notes=tuple(notes))
     return Choice(PysdBatch(path), "pysd", tuple(reasons))
