@@ -74,10 +74,16 @@ def test_imports_point_down_only():
     assert not wrong, "\n".join(wrong)
 
 
+# Modules over the limit when the limit was set, with their length then: they may not grow, and
+# this list may only shrink (sdloop/structure and sdloop/engines/codegen are issue #9's to split).
+TOO_LONG_ALREADY = {"sdloop/engines/codegen.py": 502, "sdloop/structure/build.py": 656}
+
+
 def test_no_module_is_long():
     long = {str(p.relative_to(ROOT)): n for p in modules()
             if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
-    assert not long, long
+    grown = {name: n for name, n in long.items() if n > TOO_LONG_ALREADY.get(name, MAX_LINES)}
+    assert not grown, grown
 
 
 def bundled_names() -> set[str]:

@@ -20,8 +20,8 @@ def project_with(tmp_path, old: str, new: str):
     text = SECTOR.read_text()
     assert old in text, old
     text = text.replace(old, new, 1)
-    for name in ("sector_lifecycle.mdl", "strategies.toml", "scenarios.toml", "uncertainty.toml", "cases/ic.toml",
-                 "cases/nev.toml"):
+    for name in ["sector_lifecycle.mdl", "strategies.toml", "scenarios.toml", "uncertainty.toml",
+                 *[f"cases/{p.name}" for p in (MODELS / "cases").glob("*.toml")]]:
         text = text.replace(f'"{name}"', f'"{MODELS / name}"')
     text = text.replace('"../calibration/fitted"', f'"{ROOT / "calibration" / "fitted"}"')
     path = tmp_path / "study.project.toml"
