@@ -488,16 +488,6 @@ def engine_namespace(structure: ModelStructure) -> dict:
     return namespace
 
 
-def array_function(expr: sympy.Expr, symbols, namespace: dict):
-    """``expr`` as a numpy function of ``symbols`` (printed as the engine prints it)."""
-    printer = EnginePrinter()
-    args = ", ".join(printer.doprint(sym) for sym in symbols)
-    source = f"def _f({args}):\n    return {printer.doprint(expr)}\n"
-    scope = dict(namespace)
-    exec(compile(source, "<sdloop equation>", "exec"), scope)
-    return scope["_f"]
-
-
 def generate(structure: ModelStructure, varying=frozenset(), recorded=()) -> GeneratedCode:
     """The engine source for ``structure`` with the ``varying`` constants (names) as arrays."""
     structure.require_simulable()
