@@ -1,10 +1,12 @@
 """Ensembles: every case x scenario x strategy over the same N parameter samples, in chunks.
 
 The work is cut into chunks of samples for one case and scenario; a chunk runs every
-strategy on its samples with the vectorized engine and returns a small ``ChunkSummary``:
+strategy on its samples with the compiled engine (the numpy engine where nothing can be
+compiled) and returns a small ``ChunkSummary``:
 per strategy and metric, how often it was best, its regret, sums and histograms of the
-metrics, and histograms of key variables at each year (for percentile bands). Summaries are
-merged as chunks finish, so memory stays bounded however many runs there are. Integer
+metrics, and histograms of key variables at each year (for percentile bands). Samples are
+made chunk by chunk (``UnitSampler``) and summaries merged as chunks finish, so memory stays
+bounded however many runs there are. Integer
 counts and maxima merge in any order; float sums are kept per chunk and added in chunk
 order, so the same seed and chunk size give bit-identical results in-process, on a process
 pool or on a dask.distributed cluster. Another chunk size regroups the samples: counts,
@@ -28,10 +30,11 @@ import multiprocessing
 import numpy as np
 from tqdm import tqdm
 
+from sdloop.engines.compiled import load_engine
 from sdloop.engines.numpy_engine import Engine
 from sdloop.experiments.metrics import (CAPABILITY, FISCAL_COST, GLOBAL_SHARE, HIGHER_IS_BETTER, METRIC_COLUMNS, SELF_SUFFICIENCY,
                             SHORTFALL, THRESHOLD)
-from sdloop.experiments.uncertainty import UncertaintySpace
+from sdloop.experiments.uncertainty import UncertaintySpace, UnitSampler
 
 HORIZON = 2035.0
 METRIC_VARIABLES = (CAPABILITY, SELF_SUFFICIENCY, GLOBAL_SHARE, SHORTFALL, FISCAL_COST)
@@ -89,6 +92,7 @@ class Chunk:
     layers: tuple[tuple[str, Mapping[str, float]], ...]  # (strategy, scenario + strategy overrides)
     band_step: int = 4  # saved times between band points (4 x 0.25 year = yearly)
     stacked: bool = False  # all strategies in one engine call (see STACK_LIMIT)
+    threads: int | None = None  # of the compiled engine (None: every core; 1 in worker processes)
 
 
 @dataclass
@@ -114,12 +118,16 @@ class ChunkSummary:
 _ENGINES: dict[str, Engine] = {}
 
 
-def engine_for(path: str) -> Engine:
-    """One Engine per model file per process (workers reuse it across chunks)."""
+def engine_for(path: str, threads: int | None = None) -> Engine:
+    """One engine per model file per process (workers reuse it across chunks): compiled where a
+    C compiler is present (``threads`` of them, default every core), else the numpy engine."""
     key = str(Path(path).resolve())
     if key not in _ENGINES:
-        _ENGINES[key] = Engine(path)
-    return _ENGINES[key]
+        _ENGINES[key] = load_engine(path, threads=threads)
+    engine = _ENGINES[key]
+    if threads and hasattr(engine, "threads"):
+        engine.threads = threads
+    return engine
 
 
 def _oriented(values: np.ndarray, metric: str) -> np.ndarray:
@@ -166,7 +174,7 @@ def _runs(engine: Engine, chunk: Chunk, sampled: Mapping[str, np.ndarray]):
 
 def run_chunk(chunk: Chunk) -> ChunkSummary:
     """Run every strategy on the chunk's samples and summarize (the unit of distributed work)."""
-    engine = engine_for(chunk.model)
+    engine = engine_for(chunk.model, chunk.threads)
     n = len(chunk.unit)
     own = {name: chunk.base.get(name, engine.defaults[name]) for name in chunk.space.names}
     sampled = chunk.space.values(chunk.unit, own)
@@ -278,14 +286,22 @@ class EnsembleDesign:
     scenarios: Mapping[str, Mapping[str, float]]
     strategies: Mapping[str, Mapping[str, float]]
 
-    def chunks(self, unit: np.ndarray, space: UncertaintySpace, chunk_size: int) -> Iterable[Chunk]:
-        for (case, base), scenario in itertools.product(self.cases.items(), self.scenarios):
-            layers = tuple((name, {**self.scenarios[scenario], **overrides})
-                           for name, overrides in self.strategies.items())
-            stacked = chunk_size * len(layers) <= STACK_LIMIT
-            for index, start in enumerate(range(0, len(unit), chunk_size)):
-                yield Chunk(self.model, case, scenario, index, start, unit[start:start + chunk_size], space,
-                            dict(base), layers, stacked=stacked)
+    def chunks(self, sampler: UnitSampler, space: UncertaintySpace, chunk_size: int,
+               threads: int | None = None) -> Iterable[Chunk]:
+        """Chunks of samples for every case and scenario, made as they are asked for (each range
+        of samples once, for every case and scenario in turn)."""
+        layers = {scenario: tuple((name, {**self.scenarios[scenario], **overrides})
+                                  for name, overrides in self.strategies.items()) for scenario in self.scenarios}
+        stacked = chunk_size * len(self.strategies) <= STACK_LIMIT
+        for index, start in enumerate(range(0, sampler.n, chunk_size)):
+            unit = sampler.rows(start, start + chunk_size)
+            for (case, base), scenario in itertools.product(self.cases.items(), self.scenarios):
+                yield Chunk(self.model, case, scenario, index, start, unit, space, dict(base), layers[scenario],
+                            stacked=stacked, threads=threads)
+
+    def count(self, n: int) -> int:
+        """Runs in an ensemble of ``n`` samples."""
+        return n * len(self.cases) * len(self.scenarios) * len(self.strategies)
 
 
 def design_from_experiment(experiment) -> EnsembleDesign:
@@ -313,10 +329,11 @@ def run_ensemble(design: EnsembleDesign, space: UncertaintySpace, n: int, *, see
     space = space.checked(engine.resolve)  # unknown names fail here, before any run
     for layers in (*design.cases.values(), *design.scenarios.values(), *design.strategies.values()):
         engine.check(layers)
-    unit = space.unit_sample(n, method=method, seed=seed)
-    chunks = list(design.chunks(unit, space, chunk_size))
+    sampler = UnitSampler(len(space), n, method=method, seed=seed)
+    threads = None if workers <= 1 and scheduler is None else 1  # processes share the cores out instead
+    chunks = design.chunks(sampler, space, chunk_size, threads)
     summary = EnsembleSummary(tuple(design.strategies), n, seed, method, space)
-    total = len(chunks) and sum(len(c.unit) for c in chunks) * len(design.strategies)
+    total = design.count(n)
     bar = tqdm(total=total, desc="ensemble", unit="run", unit_scale=True,
                disable=None if progress is None else not progress, leave=False, smoothing=0.1)
     try:
@@ -328,7 +345,7 @@ def run_ensemble(design: EnsembleDesign, space: UncertaintySpace, n: int, *, see
     return summary
 
 
-def _execute(chunks: Sequence[Chunk], workers: int, scheduler):
+def _execute(chunks: Iterable[Chunk], workers: int, scheduler):
     if scheduler is not None:
         from dask.distributed import Client, as_completed as dask_completed
 
