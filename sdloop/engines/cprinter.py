@@ -15,7 +15,7 @@ import re
 import sympy
 from sympy.printing.c import C99CodePrinter
 
-from sdloop.engines.codegen import HoistingPrinter
+from sdloop.engines.printing import HoistingPrinter
 from sdloop.errors import ModelFileError
 from sdloop.structure.expressions import LookupFunction, LookupSlope
 
