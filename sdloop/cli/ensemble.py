@@ -51,7 +51,9 @@ def add_ensemble_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("-n", "--samples", type=int, default=1000, help="parameter samples (default: %(default)s)")
     p.add_argument("--seed", type=int, default=1, help="random seed of the sample (default: %(default)s)")
     p.add_argument("--method", choices=["lhs", "sobol", "random"], default="lhs", help="sampling (default: lhs)")
-    p.add_argument("--uncertainty", type=Path, help="uncertain parameters (default: MODELS/uncertainty.toml)")
+    p.add_argument("--uncertainty", type=Path,
+                   help="uncertain parameters (default: MODELS/uncertainty.toml); 'posterior': those priors "
+                        "jointly with the calibration's posterior draws (FITTED/CASE.posterior.csv)")
     p.add_argument("--parameters", help="comma-separated subset of the uncertain parameters")
     p.add_argument("--chunk", type=int, default=10_000, help="samples per chunk (default: %(default)s)")
     p.add_argument("--workers", type=int, default=1, help="local worker processes (default: %(default)s)")
@@ -81,8 +83,19 @@ def run_ensemble_command(args: argparse.Namespace) -> int:
     fitted = None if args.uncalibrated else args.fitted
     experiment = load_experiment(args.models, args.cases, args.strategies, args.scenarios, fitted)
     design = design_from_experiment(experiment)
-    source = args.uncertainty or args.models / "uncertainty.toml"
+    posterior = str(args.uncertainty) == "posterior"
+    source = args.models / "uncertainty.toml" if posterior or not args.uncertainty else args.uncertainty
     space = load_uncertainty(source)
+    if posterior:
+        from dataclasses import replace
+
+        from sdloop.experiments.uncertainty import load_posterior
+
+        if fitted is None:
+            raise OverrideError("--uncertainty posterior uses the calibration: drop --uncalibrated")
+        if args.sobol:
+            raise OverrideError("--sobol needs independent inputs; it does not combine with --uncertainty posterior")
+        space = replace(space, posterior=load_posterior(fitted, list(design.cases)))
     engine = engine_for(design.model)
     space = space.checked(engine.resolve)
     if args.parameters:
@@ -113,7 +126,10 @@ def run_ensemble_command(args: argparse.Namespace) -> int:
         write_json(manifest(models={"sector_lifecycle": design.model},
                             runs={f"{c}/{sc}/{st}": {**design.cases[c], **design.scenarios[sc], **design.strategies[st]}
                                   for c in design.cases for sc in design.scenarios for st in design.strategies},
-                            inputs={"uncertainty": source}, seeds={"ensemble": args.seed}, command=sys.argv,
+                            inputs={"uncertainty": source, **({f"posterior {c}": s for c, s in
+                                                                 space.posterior.sources.items()}
+                                                              if space.posterior else {})},
+                            seeds={"ensemble": args.seed}, command=sys.argv,
                             notes={"samples": args.samples, "method": args.method, "runs": summary.runs,
                                    "uncertain": {p.name: p.describe() for p in space.parameters}}),
                    out / "manifest.json")

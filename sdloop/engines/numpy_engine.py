@@ -64,16 +64,22 @@ class Engine:
         controls = [s.get(n).name for n in CONTROL if s.get(n) is not None]
         self.variables = controls + [n for n in own if n not in controls]
         self._compiled: dict = {}
+        self._resolved: dict[tuple[str, bool], str] = {}
 
     # names ---------------------------------------------------------------
     def resolve(self, name: str, *, constants_only: bool = False, source: str | None = None,
                 line: int | None = None) -> str:
         """The model's spelling of ``name``; OverrideError with close matches if unknown."""
+        key = (name, constants_only)
+        if key in self._resolved:  # names of successful look-ups are cached (calibration calls run often)
+            return self._resolved[key]
         var = self.structure.get(name)
-        return resolve_name(name, self.constants if constants_only else self.variables,
+        resolved = resolve_name(name, self.constants if constants_only else self.variables,
                             model_name=self.path.name, constants_only=constants_only,
                             computed=var is not None and var.owner is None,
                             computed_line=var.line if var is not None else None, source=source, line=line)
+        self._resolved[key] = resolved
+        return resolved
 
     def check(self, params: Mapping[str, object]) -> dict[str, object]:
         """``params`` under the model's spelling (raises OverrideError before any run)."""

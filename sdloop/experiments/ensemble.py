@@ -169,7 +169,7 @@ def run_chunk(chunk: Chunk) -> ChunkSummary:
     engine = engine_for(chunk.model)
     n = len(chunk.unit)
     own = {name: chunk.base.get(name, engine.defaults[name]) for name in chunk.space.names}
-    sampled = chunk.space.values(chunk.unit, own)
+    sampled = chunk.space.values(chunk.unit, own, case=chunk.case)
     S, M = len(chunk.layers), len(METRIC_COLUMNS)
     variables = list(BAND_RANGES)
     metrics = np.empty((S, M, n))
