@@ -136,7 +136,7 @@ def residual_figure(cal: Calibration):
             axis.plot(x, part["residual"], ls="none", marker="o", ms=3.2, color="0")
             _xlim(axis, part["year"], extra=1.0)
             rho = cal.result.prediction.rho.get(s.name, 0.0)
-            axis.set_title(f"{s.name}: sigma {sigma:.3g} ({'group ' + s.group if s.group else 'fixed'})"
+            axis.set_title(f"{s.name}\nsigma {sigma:.3g} ({'group ' + s.group if s.group else 'fixed'})"
                            + (f", AR(1) {rho:.2f}" if rho else ""), loc="left")
             axis.set_ylabel("log(model) - log(data)" if s.error == "log" else "model - data")
             axis.set_xlabel("Year")

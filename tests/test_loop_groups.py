@@ -25,8 +25,10 @@ def test_every_loop_through_the_goal_is_in_goal_adaptation(policy_analysis):
             assert groups[loop.id] == "Goal adaptation"
         elif "Performance Gap" in loop.variables:
             assert groups[loop.id] == "Policy response to the gap"
-    assert all(groups.get(loop.id) is None for loop in policy_analysis.loops if len(loop.variables) == 2
-               and loop.variables[0] in ("Talent", "Technology Stock"))
+    decay = [loop for loop in policy_analysis.loops if len(loop.variables) == 2
+             and loop.variables[0] in ("Talent", "Technology Stock", "Technological Capability")]
+    assert decay and all(groups[loop.id] == "Decay and obsolescence" for loop in decay)
+    assert set(groups) == {loop.id for loop in policy_analysis.loops}  # every loop has a mechanism
 
 
 def test_group_shares_add_up_to_the_partition(policy_analysis):
