@@ -65,6 +65,10 @@ def calibrate_command(args: argparse.Namespace) -> int:
     if cal.posterior is not None:
         files[f"{name}.posterior.csv"] = posterior_csv(cal)
     write_together(args.fitted_dir, files)
+    stale = args.fitted_dir / f"{name}.posterior.csv"
+    if cal.posterior is None and stale.exists():
+        stale.unlink()  # draws of an earlier fit would not belong to the new estimates
+        print(f"note: removed {stale}: --draws 0 gives no posterior for the new fit")
     fitted = args.fitted_dir / f"{name}.toml"
     r = cal.result
     print(f"{cal.targets.name}: NLL {r.nll:.4f}, converged, {r.agreeing_starts}/{len(r.starts)} starts agree, "
