@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import MODELS
+from test_ensemble import PROJECT
 from sdloop.errors import OverrideError
 from sdloop.experiments.uncertainty import load_posterior, load_uncertainty
 
@@ -46,17 +47,14 @@ def test_missing_posterior_file_names_it(tmp_path):
 
 
 def test_ensemble_command_uses_the_posterior(tmp_path):
+    """The bundled project with the committed posterior draws of calibration/fitted."""
     from sdloop.cli import main
 
-    fitted = tmp_path / "fitted"
-    write_posterior(fitted)
     out = tmp_path / "e"
-    status = main(["ensemble", "--models", str(MODELS), "--cases", "nev", "--strategies", "no_policy,simultaneous",
+    status = main(["ensemble", str(PROJECT), "--cases", "nev", "--strategies", "no_policy,simultaneous",
                    "--scenarios", "baseline", "-n", "40", "--seed", "3", "--out", str(out), "--no-figures",
-                   "--parameters", "Spillover Rate", "--uncertainty", "posterior", "--fitted", str(fitted)])
+                   "--parameters", "Spillover Rate", "--sobol", "0", "--uncertainty", "posterior"])
     assert status == 0
-    manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["inputs"]["posterior nev"]["path"].endswith("nev.posterior.csv") or \
-        "nev.posterior.csv" in json.dumps(manifest["inputs"])
-    assert main(["ensemble", "--models", str(MODELS), "--cases", "nev", "-n", "4", "--out", str(tmp_path / "x"),
-                 "--uncertainty", "posterior", "--uncalibrated"]) == 2
+    assert (out / "robustness.csv").exists()
+    assert main(["ensemble", str(PROJECT), "--cases", "nev", "-n", "4", "--out", str(tmp_path / "x"),
+                 "--uncertainty", "posterior", "--uncalibrated", "--sobol", "0"]) == 2
