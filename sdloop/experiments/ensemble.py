@@ -236,7 +236,7 @@ def run_ensemble(design: EnsembleDesign, space: UncertaintySpace, n: int, *, see
     space = space.checked(comp.sim.resolve)
     for layers in (*design.cases.values(), *design.scenarios.values(), *design.strategies.values()):
         comp.sim.check(layers)
-    sampler = UnitSampler(len(space), n, method=method, seed=seed)
+    sampler = UnitSampler(space.dimensions, n, method=method, seed=seed)
     runs_per_draw = len(design.strategies)
     stacked = chunk_size * runs_per_draw <= STACK_LIMIT
     chunks = (Chunk(design, i, start, sampler.rows(start, start + chunk_size), space, stacked)

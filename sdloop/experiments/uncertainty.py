@@ -18,6 +18,12 @@ Samples are drawn in the unit hypercube (Latin hypercube or scrambled Sobol sequ
 ``scipy.stats.qmc``, seeded) and mapped through each distribution's quantile function, so
 Sobol indices computed on the unit inputs are those of the parameters. ``from_calibration``
 reads the 95% intervals a calibration wrote into ``calibration/fitted/CASE.toml``.
+
+A space may also carry ``PosteriorDraws``: joint draws of calibrated parameters per case
+(``calibration/fitted/CASE.posterior.csv``). One more unit column then picks a draw for each
+sample, so the calibrated parameters keep their joint posterior (correlations included) and
+vary independently of the behavioural priors; a calibrated parameter that also has a prior
+takes the posterior's value.
 """
 
 from __future__ import annotations
@@ -91,11 +97,43 @@ class UncertainParameter:
 
 
 @dataclass(frozen=True)
+class PosteriorDraws:
+    """Joint posterior draws per case: ``draws[case][parameter]`` arrays of equal length."""
+
+    draws: Mapping[str, Mapping[str, np.ndarray]]
+    sources: Mapping[str, str]
+
+    def renamed(self, resolve: Callable[..., str]) -> "PosteriorDraws":
+        return PosteriorDraws({case: {resolve(n, constants_only=True, source=self.sources[case]): v
+                                      for n, v in table.items()} for case, table in self.draws.items()},
+                              self.sources)
+
+
+def load_posterior(directory: str | Path, cases: Sequence[str]) -> PosteriorDraws:
+    """``DIRECTORY/CASE.posterior.csv`` for every case (OverrideError naming a missing file)."""
+    import pandas as pd
+
+    draws, sources = {}, {}
+    for case in cases:
+        path = Path(directory) / f"{case}.posterior.csv"
+        if not path.exists():
+            raise OverrideError(f"no posterior draws for case {case!r}: run `sdloop calibrate {case}` first",
+                                file=path)
+        frame = pd.read_csv(path, comment="#").drop(columns=["log_prob"], errors="ignore")
+        if frame.empty or not np.isfinite(frame.to_numpy(float)).all():
+            raise OverrideError("posterior draws must be finite numbers", file=path)
+        draws[case] = {c: frame[c].to_numpy(float) for c in frame.columns}
+        sources[case] = str(path)
+    return PosteriorDraws(draws, sources)
+
+
+@dataclass(frozen=True)
 class UncertaintySpace:
-    """The uncertain parameters of an experiment, in a fixed order."""
+    """The uncertain parameters of an experiment, in a fixed order (plus optional posterior draws)."""
 
     parameters: tuple[UncertainParameter, ...]
     source: str | None = None
+    posterior: PosteriorDraws | None = None
 
     @property
     def names(self) -> list[str]:
@@ -104,12 +142,18 @@ class UncertaintySpace:
     def __len__(self) -> int:
         return len(self.parameters)
 
+    @property
+    def dimensions(self) -> int:
+        """Unit columns a draw needs: one per parameter, plus the posterior draw index."""
+        return len(self.parameters) + (1 if self.posterior else 0)
+
     def checked(self, resolve: Callable[..., str]) -> "UncertaintySpace":
         """The same space under the model's spelling (OverrideError, with close matches, if unknown)."""
         params = tuple(
             UncertainParameter(**{**p.__dict__, "name": resolve(p.name, constants_only=True, source=self.source)})
             for p in self.parameters)
-        return UncertaintySpace(params, self.source)
+        posterior = self.posterior.renamed(resolve) if self.posterior else None
+        return UncertaintySpace(params, self.source, posterior)
 
     def select(self, names: Sequence[str] | None) -> "UncertaintySpace":
         if not names:
@@ -118,15 +162,23 @@ class UncertaintySpace:
         missing = [n for n in names if n not in known]
         if missing:
             raise OverrideError(f"not declared uncertain: {', '.join(missing)}", file=self.source)
-        return UncertaintySpace(tuple(known[n] for n in names), self.source)
+        return UncertaintySpace(tuple(known[n] for n in names), self.source, self.posterior)
 
     def unit_sample(self, n: int, *, method: str = "lhs", seed: int) -> np.ndarray:
         """``n`` points of the unit hypercube (n, d): Latin hypercube, scrambled Sobol or random."""
-        return UnitSampler(len(self.parameters), n, method=method, seed=seed).rows(0, n)
+        return UnitSampler(self.dimensions, n, method=method, seed=seed).rows(0, n)
 
-    def values(self, unit: np.ndarray, base: Mapping[str, float]) -> dict[str, np.ndarray]:
-        """Parameter arrays for unit samples (n, d); ``base`` gives each run's own value."""
-        return {p.name: p.values(unit[:, j], base[p.name]) for j, p in enumerate(self.parameters)}
+
+    def values(self, unit: np.ndarray, base: Mapping[str, float], case: str | None = None) -> dict[str, np.ndarray]:
+        """Parameter arrays for unit samples (n, d); ``base`` gives each run's own value; with
+        posterior draws for ``case`` the last column picks one joint draw per sample."""
+        out = {p.name: p.values(unit[:, j], base[p.name]) for j, p in enumerate(self.parameters)}
+        table = self.posterior.draws.get(case) if self.posterior and case is not None else None
+        if table:
+            m = len(next(iter(table.values())))
+            index = np.minimum((unit[:, -1] * m).astype(np.int64), m - 1)
+            out.update({name: values[index] for name, values in table.items()})
+        return out
 
     def sample(self, n: int, base: Mapping[str, float], *, method: str = "lhs", seed: int) -> dict[str, np.ndarray]:
         return self.values(self.unit_sample(n, method=method, seed=seed), base)
