@@ -115,7 +115,7 @@ def _dominance_strip(ax, periods, n_parts: int, looks: dict, phases) -> None:
         end = max(p.end for p in periods) if periods else None
         for start, stop, label, gray in phases:
             rows.append((-1, start, stop if stop is not None else end, label.replace("\n", " "), gray))
-        names = ["policy phase"] + names
+        names = ["phases"] + names
     top = len(names)
     for row, start, stop, text, face in rows:
         y = top - 1 - (row + (1 if phases else 0))
