@@ -22,6 +22,7 @@ import pandas as pd
 
 from sdloop.errors import ModelFileError, OverrideError, SdloopError, SimulationError
 from sdloop.lang.source import SourceIndex, normalize, parse_model, read_text, resolve_name, split_equations
+from sdloop.structure.clock import check_clock, check_structure_clock
 
 CONTROL_NAMES = ("INITIAL TIME", "FINAL TIME", "TIME STEP", "SAVEPER")
 
@@ -121,6 +122,7 @@ def _require_valid(path: Path, abstract, index: SourceIndex) -> None:
     except Exception:  # a construct the structure layer does not know: PySD decides
         return
     structure.require_valid()
+    check_structure_clock(structure)
 
 
 def _staged_path(work: Path, name: str, depth: int) -> Path:
@@ -321,14 +323,10 @@ class Model:
         for name, value in (params or {}).items():
             values[self.resolve(name, constants_only=True)] = value
         wanted = [self.resolve(c) for c in columns] if columns else None
-        initial = self.control["INITIAL TIME"]
-        if final_time is not None and initial is not None and float(final_time) <= initial:
-            raise OverrideError(
-                f"final time {float(final_time):g} is not after the initial time {initial:g}",
-                file=self.path, variable="FINAL TIME")
         control = {key: float(value) for key, value in
                    (("final_time", final_time), ("time_step", time_step), ("saveper", saveper))
                    if value is not None}
+        self._check_clock(control)
         clock = self._pysd.time
         clock._set_control_vars(**self._own_control)  # no earlier run's control values
         clock._control_vars_tracker.clear()
@@ -350,6 +348,16 @@ class Model:
         frame = frame.rename(columns=lambda c: self._real_name.get(c, c))
         self._check_finite(frame)
         return frame
+
+    def _check_clock(self, given: Mapping[str, float]) -> None:
+        """The run's INITIAL TIME, FINAL TIME, TIME STEP and SAVEPER, before PySD runs (it loops forever
+        on a negative TIME STEP)."""
+        values = {name.lower(): self.control[name] for name in CONTROL_NAMES}
+        values.update({key.replace("_", " "): value for key, value in given.items()})
+        if "time_step" in given and "saveper" not in given and "saveper" in self._own_control:
+            values["saveper"] = None  # SAVEPER = TIME STEP follows the given step
+        check_clock(values, path=self.path, lines={name.lower(): self.index.line(name) for name in CONTROL_NAMES},
+                    given=frozenset(key.replace("_", " ") for key in given))
 
     def _arithmetic_error(self, exc: ArithmeticError) -> SimulationError:
         """Name the equation (the innermost frame in the translated model) that failed."""
