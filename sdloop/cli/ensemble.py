@@ -31,7 +31,9 @@ def add_ensemble_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("-n", "--samples", type=options.positive_int, help="parameter draws (default: the project's)")
     p.add_argument("--seed", type=options.seed, help="random seed of the draws (default: the project's)")
     p.add_argument("--method", choices=["lhs", "sobol", "random"], help="sampling (default: the project's)")
-    p.add_argument("--uncertainty", type=Path, help="uncertain parameters (default: the project's)")
+    p.add_argument("--uncertainty", type=Path,
+                   help="uncertain parameters (default: the project's); 'posterior': the project's together "
+                        "with the calibration's posterior draws (FITTED/CASE.posterior.csv), sampled jointly")
     p.add_argument("--parameters", type=options.name_list, help="comma-separated subset of the uncertain parameters")
     p.add_argument("--chunk", type=options.positive_int, default=10_000, help="draws per chunk (default: %(default)s)")
     p.add_argument("--workers", type=options.positive_int, default=1, help="local worker processes (default: %(default)s)")

@@ -124,7 +124,7 @@ def evaluate_draws(design: EnsembleDesign, space: UncertaintySpace, unit: np.nda
             continue
         base = dict(design.cases[case])
         own = {name: base.get(name, sim.defaults[name]) for name in space.names}
-        sampled = space.values(unit, own)
+        sampled = space.values(unit, own, case=case)
         params = {k: {**base, **sampled, **design.scenarios[scenario], **design.strategies[k[2]]} for k in group}
         together = stacked if stacked is not None else n * len(group) <= STACK_LIMIT
         results = {}
