@@ -26,6 +26,7 @@ import signal
 import sys
 import warnings
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Iterator
 
 from sdloop.errors import OutputError, SdloopError, Terminated
@@ -56,14 +57,26 @@ _OS_REASONS = {
 def describe_os_error(exc: OSError) -> tuple[str, int]:
     """One line for an operating-system error, naming the path, and its exit status."""
     reason, status = _OS_REASONS.get(exc.errno, (exc.strerror or type(exc).__name__, 1))
-    paths = [p for p in (exc.filename, exc.filename2) if p is not None]
-    where = f"{os.fsdecode(paths[-1])}: " if paths else ""  # a rename's destination, else the path
+    paths = [os.fsdecode(p) for p in (exc.filename, exc.filename2) if p is not None]
+    where = f"{paths[-1]}: " if paths else ""  # a rename's destination, else the path
+    if exc.errno in (errno.EEXIST, errno.ENOTDIR) and paths:
+        blocking = _file_in_the_way(paths[-1])
+        if blocking:
+            return f"{blocking}: is a file, where a folder is needed", 2
     hint = ""
     if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
         hint = "; the partial output was removed and earlier results are untouched (free some space and run again)"
     elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         hint = "; nothing was written there (choose a folder you can write, e.g. with --results or --out)"
     return f"{where}{reason}{hint}", status
+
+
+def _file_in_the_way(path: str) -> str | None:
+    """The path itself or the nearest of its folders that exists as something other than a folder."""
+    for candidate in (Path(path), *Path(path).parents):
+        if candidate.exists() or candidate.is_symlink():
+            return None if candidate.is_dir() else str(candidate)
+    return None
 
 
 def report(exc: BaseException) -> int:
