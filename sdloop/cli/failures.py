@@ -165,7 +165,6 @@ def signals_as_interrupts() -> Iterator[None]:
 def tidy_warnings() -> Iterator[None]:
     """Each warning as one line ``sdloop: warning: message``, once per message, no source code."""
     seen: set[str] = set()
-    original = warnings.showwarning
 
     def show(message, category, filename, lineno, file=None, line=None):
         text = str(message).strip().splitlines()[0] if str(message).strip() else category.__name__
@@ -173,8 +172,7 @@ def tidy_warnings() -> Iterator[None]:
             seen.add(text)
             _say(f"warning: {text}")
 
-    warnings.showwarning = show
-    try:
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")  # every run of a command says it again (``seen`` keeps it to once)
+        warnings.showwarning = show
         yield
-    finally:
-        warnings.showwarning = original
