@@ -24,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     from sdloop.cli.bench import add_bench_parser
     from sdloop.cli.compare import add_compare_parser
     from sdloop.cli.diagram import add_diagram_parser, add_sketch_parser
+    from sdloop.cli.discover import add_discover_parser
     from sdloop.cli.ensemble import add_ensemble_parser
     from sdloop.cli.plot import add_plot_parser
     from sdloop.cli.run import add_run_parser
@@ -45,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_diagram_parser(sub)
     add_plot_parser(sub)
     add_compare_parser(sub)
+    add_discover_parser(sub)
     return parser
 
 

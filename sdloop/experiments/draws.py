@@ -11,7 +11,7 @@ model defaults < case < fitted < sampled value < scenario < strategy.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -104,6 +104,7 @@ class DrawResult:
     band_times: np.ndarray
     claims: dict  # claim name -> ((n,) bool, [(label, (n,) values)]) or a note (str) if not evaluated
     nonfinite: dict  # key -> (n,) bool
+    inputs: dict = field(default_factory=dict)  # case -> {uncertain parameter: (n,) sampled values}
 
 
 def evaluate_draws(design: EnsembleDesign, space: UncertaintySpace, unit: np.ndarray,
@@ -116,7 +117,7 @@ def evaluate_draws(design: EnsembleDesign, space: UncertaintySpace, unit: np.nda
     n = len(unit)
     wanted = None if keys is None else _with_targets(keys, comp.metrics)
     columns = list(dict.fromkeys(comp.metrics.columns + comp.band_columns))
-    metrics, bands, nonfinite, exports = {}, {}, {}, {}
+    metrics, bands, nonfinite, exports, inputs = {}, {}, {}, {}, {}
     band_times = None
     for case, scenario in comp.groups:
         group = [k for k in design.keys if k[:2] == (case, scenario) and (wanted is None or k in wanted)]
@@ -125,6 +126,7 @@ def evaluate_draws(design: EnsembleDesign, space: UncertaintySpace, unit: np.nda
         base = dict(design.cases[case])
         own = {name: base.get(name, sim.defaults[name]) for name in space.names}
         sampled = space.values(unit, own, case=case)
+        inputs[case] = sampled
         params = {k: {**base, **sampled, **design.scenarios[scenario], **design.strategies[k[2]]} for k in group}
         together = stacked if stacked is not None else n * len(group) <= STACK_LIMIT
         results = {}
@@ -161,7 +163,7 @@ def evaluate_draws(design: EnsembleDesign, space: UncertaintySpace, unit: np.nda
             claims[claim.name] = claim.evaluate(metrics)
         except Missing as exc:
             claims[claim.name] = f"not evaluated: {exc}"
-    return DrawResult(metrics, bands, band_times, claims, nonfinite)
+    return DrawResult(metrics, bands, band_times, claims, nonfinite, inputs)
 
 
 def _with_targets(keys, metrics: MetricSet) -> set:
