@@ -23,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     from sdloop.cli.bench import add_bench_parser
     from sdloop.cli.diagram import add_diagram_parser, add_sketch_parser
     from sdloop.cli.ensemble import add_ensemble_parser
+    from sdloop.cli.plot import add_plot_parser
     from sdloop.cli.run import add_run_parser
     from sdloop.cli.simulate import add_simulate_parser
 
@@ -40,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_loops_parser(sub)
     add_sketch_parser(sub)
     add_diagram_parser(sub)
+    add_plot_parser(sub)
     return parser
 
 
