@@ -20,6 +20,9 @@ from sdloop.experiments.plot_spec import PLOT_KEYS
 from sdloop.experiments.toml_lines import TomlLines
 
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+# project, case, strategy and scenario names become parts of file names: no dots (``nev.a`` and
+# ``nev.b`` would meet in ``nev.pdf``), no separators
+ENTRY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 SAFE_PATH = re.compile(r"^[A-Za-z0-9_{][A-Za-z0-9_.{}-]*(/[A-Za-z0-9_{][A-Za-z0-9_.{}-]*)*$")
 TEMPLATE_FIELDS = ("case", "CASE", "scenario", "scenario_text", "strategy", "strategy_text", "variable",
                    "variable_name", "samples")
