@@ -374,6 +374,8 @@ def _parse_one(path: Path, eq: Equation) -> None:
         detail = f"cannot parse the equation near '{found.group(1)[:30]}'" if found else (
             f"cannot parse the equation: {message}"
         )
+        if re.search(r"\([^()]*[^:\s]\s*:\s*[^:()]*\)", cleaned):  # f(a, b : c), not :AND:
+            detail += " (a call with ':' gives a macro several outputs, which PySD does not support)"
         raise ModelFileError(detail, file=path, line=eq.line, variable=eq.name) from None
 
 
