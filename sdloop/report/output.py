@@ -125,8 +125,10 @@ def git_commit(cwd: str | Path = ".") -> str | None:
 
 def manifest(*, models: Mapping[str, str | Path], runs: Mapping[str, Mapping[str, float]],
              inputs: Mapping[str, str | Path] = (), seeds: Mapping[str, int | None] | None = None,
-             command: list[str] | None = None, notes: Mapping[str, object] | None = None) -> dict:
-    """The provenance of a run: versions, commit, file hashes, parameters and seeds."""
+             command: list[str] | None = None, notes: Mapping[str, object] | None = None,
+             copies: Mapping[str, str] | None = None) -> dict:
+    """The provenance of a run: versions, commit, file hashes, parameters and seeds (and, in
+    ``copies``, where the run directory keeps its copy of each model and input file)."""
     import numpy
     import pysd
 
@@ -147,6 +149,7 @@ def manifest(*, models: Mapping[str, str | Path], runs: Mapping[str, Mapping[str
         "inputs": {name: {"path": str(p), "sha256": file_sha256(p)} for name, p in dict(inputs).items()},
         "parameters": {name: dict(values) for name, values in runs.items()},
         "seeds": dict(seeds or {}),
+        **({"copies": dict(copies)} if copies else {}),
         **({"notes": dict(notes)} if notes else {}),
     }
 
