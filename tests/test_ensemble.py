@@ -69,17 +69,26 @@ def test_draws_give_the_metrics_and_claims_of_single_runs(study, design, space):
     found = evaluate_draws(design, space, unit)
     sim = study.sim
     held = {c.name: [] for c in study.claims}
+    from sdloop.experiments.metrics import DIMS, RunView
+
     for i in range(n):
-        table = {}
+        table, views, exports = {}, {}, {}
         for key in design.keys:
             base = design.cases[key[0]]
             own = {name: base.get(name, sim.defaults[name]) for name in space.names}
             drawn = {name: float(v[i]) for name, v in space.values(unit, own).items()}
             params = {**base, **drawn, **design.scenarios[key[1]], **design.strategies[key[2]]}
             frame = sim.run_frame(params, columns=study.metrics.columns)
-            from sdloop.experiments.metrics import RunView
+            views[key] = RunView.of_frame(frame, params, sim.defaults)
+            for e_id, value in study.metrics.export_values(views[key], None).items():
+                exports[(e_id, key)] = value
 
-            table[key] = study.metrics.evaluate(RunView.of_frame(frame, params, sim.defaults), None)
+        for key in design.keys:  # under() refers to the values of another run of the same draw
+            def refs(export, key=key):
+                target = dict(zip(DIMS, key)) | dict(export.target)
+                return exports[(export.id, tuple(target[d] for d in DIMS))]
+
+            table[key] = study.metrics.evaluate(views[key], refs)
             for name, values in table[key].items():
                 np.testing.assert_allclose(found.metrics[key][name][i], values[0], rtol=1e-10)
         for claim in study.claims:

@@ -35,7 +35,7 @@ def line_of(text: str, fragment: str) -> int:
 
 @pytest.mark.parametrize("old, new, at, words", [
     ("max(\"Supply Shortfall\")", "max(\"Suply Shortfall\")", "Suply", "did you mean 'Supply Shortfall'"),
-    ('variables = ["Technological Capability"', 'variables = ["Technological Capabilty"', "Capabilty",
+    ('vars = ["Technological Capability"', 'vars = ["Technological Capabilty"', "Capabilty",
      "did you mean 'Technological Capability'"),
     ('holds = \'global_share_2035(strategy="perpetual_protection")',
      'holds = \'global_share_2036(strategy="perpetual_protection")', "global_share_2036", "did you mean"),

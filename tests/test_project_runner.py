@@ -22,12 +22,14 @@ EXPECTED_COLUMNS = ("case,strategy,scenario,breakthrough_year,self_sufficiency_2
 
 
 # The metrics.csv definitions as sdloop computed them before they became data
-# (sdloop/metrics.py at commit 9db780e), written out here as the reference.
-def old_sector_metrics(frame: pd.DataFrame, threshold: float, horizon: float = 2035) -> dict[str, float]:
+# (sdloop/metrics.py at commit 9db780e), written out here as the reference; cost per capability
+# since issue #12 divides by the capability gained beyond no policy (same case and scenario).
+def old_sector_metrics(frame: pd.DataFrame, threshold: float, no_policy: pd.DataFrame,
+                       horizon: float = 2035) -> dict[str, float]:
     at = frame.loc[:horizon].iloc[-1]
     capability = frame.loc[:horizon, "Technological Capability"]
     reached = capability[capability >= threshold]
-    gained = at["Technological Capability"] - frame["Technological Capability"].iloc[0]
+    gained = at["Technological Capability"] - no_policy.loc[:horizon, "Technological Capability"].iloc[-1]
     cost = float(at["Cumulative Fiscal Cost"])
     return {
         "breakthrough_year": float(reached.index[0]) if len(reached) else math.nan,
@@ -55,7 +57,7 @@ def test_sector_metrics_equal_the_old_definitions_on_the_same_runs():
     for row in result.metrics.itertuples(index=False):
         key = (row.case, row.scenario, row.strategy)
         threshold = study.params[key].get("Breakthrough Threshold", study.sim.defaults["Breakthrough Threshold"])
-        old = old_sector_metrics(result.runs[key], threshold)
+        old = old_sector_metrics(result.runs[key], threshold, result.runs[(row.case, row.scenario, "no_policy")])
         for name, value in old.items():
             new = getattr(row, name)
             if math.isnan(value):

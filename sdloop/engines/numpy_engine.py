@@ -25,6 +25,7 @@ from sdloop.engines.codegen import generate
 from sdloop.errors import ModelFileError, OverrideError, SdloopError, SimulationError
 from sdloop.lang.source import normalize, resolve_name
 from sdloop.structure.build import CONTROL, ModelStructure, build_structure
+from sdloop.structure.clock import check_clock
 
 class EngineError(ModelFileError):
     """The engine cannot run this model (code generation, compilation or the generated code
@@ -196,11 +197,9 @@ class Engine:
                 control[key] = s.control(key, {**constants, **given})
         control.setdefault("saveper", control["time step"])
         t0, t_end, dt, save = (control[k] for k in ("initial time", "final time", "time step", "saveper"))
-        if not dt > 0:
-            raise OverrideError("TIME STEP must be positive", file=self.path, variable="TIME STEP")
-        if t_end <= t0:
-            raise OverrideError(f"final time {t_end:g} is not after the initial time {t0:g}",
-                                file=self.path, variable="FINAL TIME")
+        check_clock({"initial time": t0, "final time": t_end, "time step": dt, "saveper": save}, path=self.path,
+                    lines={name: (s[name].line if s.get(name) is not None else None) for name in control},
+                    given=frozenset(given))
         times = [t0]
         t = t0
         while t + dt * RPREC < t_end:

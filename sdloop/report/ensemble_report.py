@@ -129,6 +129,7 @@ def draw_ensemble_figures(summary: EnsembleSummary, table: pd.DataFrame, out: Pa
                 f = fields({"case": case, "scenario": scenario}, samples=base["samples"])
                 with plotting.style():
                     fig = ensemble_plots.regret_figure(rows[rows.scenario == scenario], labels=labels, better=better,
+                                                       units={name: s.unit for name, s in specs.items()},
                                                        title=fill(figure.title or "{CASE}, {scenario_text}: regret", f))
                 plotting.save_figure(fig, out / fill(figure.file, f))
             elif figure.kind == "fan":
