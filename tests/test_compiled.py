@@ -150,7 +150,9 @@ def test_cache_entry_is_verified_and_rebuilt_when_damaged(compiler, tmp_path, mo
     library = entry / manifest["library"]
     assert manifest["sha256"] == cbuild._sha256(library)
     assert not list(tmp_path.glob(".build-*"))  # built elsewhere and renamed into place
-    library.write_bytes(library.read_bytes()[:-16] + b"\0" * 16)  # damaged
+    damaged = library.with_name("damaged")
+    damaged.write_bytes(library.read_bytes()[:-16] + b"\0" * 16)
+    os.replace(damaged, library)  # a new file: the library this process has loaded stays mapped intact
     assert cbuild._verified_library(entry) is None
     cbuild.load_kernel(kernel)  # rebuilt, not loaded
     assert cbuild._verified_library(entry) is not None

@@ -40,6 +40,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from sdloop.engines.cache_entries import private_cache
 from sdloop.engines.ccodegen import CKernel
 from sdloop.engines.pysd_model import cache_dir
 
@@ -195,7 +196,7 @@ def load_kernel(kernel: CKernel):
     compiler = require_prerequisites()
     key = build_key(kernel, compiler)
     module = f"_sdloop_kernel_{key}"
-    root = cache_dir()
+    root = private_cache(cache_dir())  # ModelFileError when it is not a folder this user can write
     target = root / f"kernel-{key}"
     library = _verified_library(target)
     if library is None:
@@ -204,7 +205,6 @@ def load_kernel(kernel: CKernel):
             with contextlib.suppress(OSError):
                 target.rename(stale / "entry")
             shutil.rmtree(stale, ignore_errors=True)
-        root.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix=".build-", dir=root))
         try:
             built = _compile(kernel, module, work, compiler)
