@@ -62,6 +62,7 @@ def run_ensemble_command(args: argparse.Namespace) -> int:
     from sdloop.report.cache import Cache
     from sdloop.report.ensemble_report import headline, run_project_ensemble
     from sdloop.report.output import manifest, new_run_dir, write_json
+    from sdloop.report.snapshot import copy_inputs, project_files
 
     if args.sobol and (args.sobol < 2 or args.sobol & (args.sobol - 1)):
         raise OverrideError(f"{args.sobol} is not a power of 2 (2, 4, 8, ...; 0 for none)", variable="--sobol")
@@ -85,11 +86,14 @@ def run_ensemble_command(args: argparse.Namespace) -> int:
                                     scheduler=args.scheduler, sobol=args.sobol, figures=not args.no_figures,
                                     uncertainty=args.uncertainty, parameters=args.parameters)
         design = info["design"]
+        files = {**project_files(study.project), "uncertainty": info["space"].source}
+        used = {f"{project.name}/{name}": file for name, file in files.items()}
+        copies = copy_inputs(out, used)
         write_json(manifest(models={project.name: project.model},
                             runs={"/".join(k for k in key if k): {**design.cases[key[0]], **design.scenarios[key[1]],
                                                                   **design.strategies[key[2]]}
                                   for key in design.keys},
-                            inputs={"project": path, "uncertainty": info["space"].source},
+                            inputs={k: v for k, v in used.items() if not k.endswith("/model")}, copies=copies,
                             seeds={"ensemble": info["seed"]}, command=sys.argv,
                             notes={"samples": info["samples"], "method": info["method"], "runs": info["runs"],
                                    "layers": study.project.describe_layers(),

@@ -22,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     from calibration.cli import add_calibrate_parser
     from sdloop.cli.analysis import add_check_parser, add_loops_parser
     from sdloop.cli.bench import add_bench_parser
+    from sdloop.cli.compare import add_compare_parser
     from sdloop.cli.diagram import add_diagram_parser, add_sketch_parser
     from sdloop.cli.ensemble import add_ensemble_parser
     from sdloop.cli.plot import add_plot_parser
@@ -43,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_sketch_parser(sub)
     add_diagram_parser(sub)
     add_plot_parser(sub)
+    add_compare_parser(sub)
     return parser
 
 
