@@ -98,6 +98,7 @@ def plot_command(args: argparse.Namespace) -> int:
     stem = args.name or "-".join(slug(v) for v in opts.vars)[:80]
     stem = stem + "".join(f"_{{{d}}}" for d in per_figure if f"{{{d}}}" not in stem)
     from sdloop.report.plot_figures import plot_jobs
+    from sdloop.report.output import inside
     from sdloop.report.plotting import save_figure
 
     data = _data_source(study, args.targets) if opts.data else None
@@ -113,7 +114,7 @@ def plot_command(args: argparse.Namespace) -> int:
     from sdloop.report.figures import draw
 
     for job in jobs:
-        written = save_figure(draw(job), args.out / job.stem)
+        written = save_figure(draw(job), inside(args.out, job.stem))
         print("\n".join(str(p) for p in written))
     if args.show_toml:
         print(_toml(stem, args.title, raw))

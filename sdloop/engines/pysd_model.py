@@ -29,18 +29,36 @@ from sdloop.lang.source import SourceIndex, normalize, parse_model, read_text, r
 from sdloop.structure.clock import check_clock, check_structure_clock
 
 CONTROL_NAMES = ("INITIAL TIME", "FINAL TIME", "TIME STEP", "SAVEPER")
+RANDOM_SEED = 0  # numpy's global generator at the start of every run (RANDOM functions)
 TRANSLATION_FORMAT = "inert-docs-1"  # part of the cache key: entries from before sealed entries are not reused
 
 
 @contextmanager
 def quiet_pysd() -> Iterator[None]:
-    """Silence the deprecation noise PySD emits under pandas 3, and nothing else."""
+    """Silence PySD's deprecation noise under pandas 3 and its notes on mixed arrays, nothing else."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r"The inplace keyword in DataFrame\.set_index")
         warnings.filterwarnings("ignore", message=r"chardet\.universaldetector is deprecated")
         warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"pysd\.")
         warnings.filterwarnings("ignore", message=r"extrapolating data (above|below)")
+        # an array defined by constants for some elements, equations for others (harmless)
+        warnings.filterwarnings("ignore", message=r"Variable '.*' is defined with different types")
         yield
+
+
+@contextmanager
+def seeded_random(seed: int = RANDOM_SEED) -> Iterator[None]:
+    """numpy's global generator seeded for one run, restored after it.
+
+    PySD draws RANDOM UNIFORM/NORMAL/... from numpy's global generator and ignores the
+    seed argument Vensim gives them, so without this each run of such a model differs.
+    """
+    saved = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        yield
+    finally:
+        np.random.set_state(saved)
 
 
 with quiet_pysd():
@@ -367,7 +385,9 @@ class Model:
         clock = self._pysd.time
         clock._set_control_vars(**self._own_control)  # no earlier run's control values
         clock._control_vars_tracker.clear()
-        with quiet_pysd(), np.errstate(all="ignore"):
+        with quiet_pysd(), np.errstate(all="ignore"), warnings.catch_warnings(), seeded_random():
+            # a complex value PySD would silently cut to its real part is an error, not a number
+            warnings.simplefilter("error", np.exceptions.ComplexWarning)
             try:
                 frame = self._pysd.run(
                     params=self._pysd_params(values),
@@ -377,6 +397,9 @@ class Model:
                 )
             except ArithmeticError as exc:  # division by zero, overflow in Python floats
                 raise self._arithmetic_error(exc) from exc
+            except np.exceptions.ComplexWarning as exc:
+                raise self._arithmetic_error(exc, "became non-real (a complex number such as a fractional "
+                                                  "power of a negative number)") from exc
             except SdloopError:
                 raise
             except Exception as exc:
@@ -396,7 +419,7 @@ class Model:
         check_clock(values, path=self.path, lines={name.lower(): self.index.line(name) for name in CONTROL_NAMES},
                     given=frozenset(key.replace("_", " ") for key in given))
 
-    def _arithmetic_error(self, exc: ArithmeticError) -> SimulationError:
+    def _arithmetic_error(self, exc: Exception, what: str | None = None) -> SimulationError:
         """Name the equation (the innermost frame in the translated model) that failed."""
         variable = None
         tb = exc.__traceback__
@@ -405,22 +428,33 @@ class Model:
                 variable = self._real_name.get(tb.tb_frame.f_code.co_name, variable)
             tb = tb.tb_next
         return SimulationError(
-            f"{exc} at time {float(self._pysd.time()):g}",
+            f"{what or exc} at time {float(self._pysd.time()):g}",
             file=self.path, line=self.index.line(variable) if variable else None, variable=variable,
         )
 
     def _check_finite(self, frame: pd.DataFrame) -> None:
-        numeric = frame.select_dtypes("number")
-        numeric = numeric[[c for c in numeric.columns if normalize(c.split("[")[0]) not in self._not_available]]
-        bad = ~np.isfinite(numeric.to_numpy(dtype=float))
+        """SimulationError at the first value that is not a finite real number (PySD computes a
+        fractional power of a negative number as a complex one and carries on)."""
+        kept = [c for c in frame.columns if normalize(c.split("[")[0]) not in self._not_available]
+        numeric = frame[[c for c in kept if frame[c].dtype.kind in "biufcO"]]
+        try:
+            values = numeric.to_numpy(dtype=complex)
+        except (TypeError, ValueError):  # a column of something else than numbers: check the numbers
+            numeric = numeric.select_dtypes("number")
+            values = numeric.to_numpy(dtype=complex)
+        unreal = values.imag != 0
+        bad = unreal | ~np.isfinite(values)
         if bad.any():
-            rows, cols = np.nonzero(bad)
-            first = int(np.argmin(rows))
-            variable = numeric.columns[cols[first]]
+            rows, cols = np.nonzero(bad)  # row-major: the first entry is at the earliest time
+            variable = numeric.columns[cols[0]]
+            what = ("became non-real (a complex number such as a fractional power of a negative number)"
+                    if unreal[rows[0], cols[0]] else "became non-finite")
             raise SimulationError(
-                f"became non-finite at time {numeric.index[rows[first]]:g}",
+                f"{what} at time {numeric.index[rows[0]]:g}",
                 file=self.path, line=self.index.line(variable), variable=variable,
             )
+        if any(numeric[c].dtype.kind in "cO" for c in numeric.columns):
+            frame[numeric.columns] = numeric.to_numpy(dtype=complex).real
 
 
 def _element_coords(array) -> list[dict]:

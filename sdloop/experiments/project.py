@@ -202,12 +202,18 @@ def load_project(path: str | Path, *, uncalibrated: bool = False) -> Project:
         ensemble=specs.read_ensemble(data["ensemble"], ctx, base) if "ensemble" in data else None,
         uncalibrated=uncalibrated)
     for dim in DIMS:
+        folded: dict[str, str] = {}
         for entry in project.entries(dim):
+            source = project.entries(dim)[entry].source
+            where = Path(source) if source and source != str(path) else path
             if entry and not specs.ENTRY_NAME.match(entry):
-                source = project.entries(dim)[entry].source
-                where = Path(source) if source and source != str(path) else path
                 raise ProjectError(f"{dim} name {entry!r} must be letters, digits, '_' and '-' (it becomes part of "
                                    "file names)", file=where, line=_entry_line(where, entry), variable=entry)
+            if entry.lower() in folded:  # one file name on macOS and Windows
+                raise ProjectError(f"{dim} names {folded[entry.lower()]!r} and {entry!r} differ only in case (their "
+                                   "files would overwrite one another)", file=where, line=_entry_line(where, entry),
+                                   variable=entry)
+            folded[entry.lower()] = entry
     fitted = specs._string(data, "fitted", ctx)
     if fitted and not uncalibrated:
         where = Path(os.path.normpath(base / fitted))

@@ -166,7 +166,7 @@ def dominance_outputs(result, out: Path) -> list[Path]:
     from sdloop.analysis.dominance import describe_periods
     from sdloop.analysis.loop_analysis import analyse_model
     from sdloop.report import loop_plots
-    from sdloop.report.output import atomic_write_text, write_csv
+    from sdloop.report.output import atomic_write_text, inside, write_csv
 
     study = result.study
     written = []
@@ -177,7 +177,7 @@ def dominance_outputs(result, out: Path) -> list[Path]:
             run = tuple(key[d] for d in DIMS)
             analysis = analyse_model(study.project.model, study.params[run], dominance=True)
             dominance = analysis.dominance
-            stem = out / fill(spec.file, fields(key))
+            stem = inside(out, fill(spec.file, fields(key)))
             write_csv(dominance.relative_scores, stem.parent / "relative_loop_scores.csv")
             min_period = float(spec.options.get("min_period", 2.0))
             atomic_write_text(stem.parent / "dominant_loops.txt", "\n".join(

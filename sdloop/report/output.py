@@ -49,6 +49,7 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     return path
 
 
+<<<<<<< HEAD
 @contextmanager
 def atomic_file(path: str | Path) -> Iterator[Path]:
     """A temporary path beside ``path`` to write; renamed to ``path`` when the block ends without
@@ -64,6 +65,22 @@ def atomic_file(path: str | Path) -> Iterator[Path]:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+=======
+def inside(root: str | Path, relative: str | Path) -> Path:
+    """``root / relative``, refused (OutputError, exit 2) unless it lies inside ``root`` once resolved.
+
+    Every file name built from a name in a project, TOML or model file goes through here, so no
+    name (``x/../../elsewhere``, an absolute path, a symbolic link) can make sdloop write elsewhere.
+    """
+    from sdloop.errors import OutputError
+
+    root = Path(root)
+    path = root / relative
+    if Path(relative).is_absolute() or not path.resolve().is_relative_to(root.resolve()):
+        raise OutputError(f"refused to write {relative}: it would lie outside {root} (a name in the project, "
+                          "a TOML file or the model leads out of the output folder)")
+    return path
+>>>>>>> main
 
 
 def write_csv(frame: pd.DataFrame, path: str | Path, **kwargs) -> Path:
