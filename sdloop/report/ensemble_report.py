@@ -30,13 +30,9 @@ from sdloop.report import ensemble_plots, plotting
 from sdloop.report.cache import Cache, digest, file_digest
 from sdloop.report.exports import bands_dataset, write_netcdf
 from sdloop.report.figures import fields, slug
-<<<<<<< HEAD
-from sdloop.report.output import write_csv
+from sdloop.report.output import inside, write_csv
 from sdloop.report.samples_file import SampleWriter
 from sdloop.report.tables import write_table
-=======
-from sdloop.report.output import inside, write_csv
->>>>>>> main
 
 
 def design_for(study: Study) -> EnsembleDesign:
@@ -215,8 +211,7 @@ def run_project_ensemble(study: Study, out: Path, *, cache: Cache, samples: int 
         info.update(reused=True, table=pd.read_csv(out / "robustness.csv", keep_default_na=False,
                                                    na_values=[""]),
                     runs=samples * len(design.keys))
-<<<<<<< HEAD
-        return info
+        return _check_failed_runs(info)
     writer = SampleWriter(out, metadata(design, space, study.sim.units)) if save_samples else None
     try:
         summary = run_ensemble(design, space, samples, seed=seed, method=method, chunk_size=chunk_size,
@@ -228,11 +223,6 @@ def run_project_ensemble(study: Study, out: Path, *, cache: Cache, samples: int 
         raise
     if writer:
         writer.close()
-=======
-        return _check_failed_runs(info)
-    summary = run_ensemble(design, space, samples, seed=seed, method=method, chunk_size=chunk_size,
-                           workers=workers, scheduler=scheduler, progress=progress)
->>>>>>> main
     table_sobol = sobol_tables(study, design, space, n=sobol_n, seed=seed, scenario=sobol_scenario,
                                strategy=sobol_strategy) if sobol_n else None
     table = write_ensemble(summary, out, study, sobol=table_sobol, figures=figures)

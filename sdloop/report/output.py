@@ -49,7 +49,6 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     return path
 
 
-<<<<<<< HEAD
 @contextmanager
 def atomic_file(path: str | Path) -> Iterator[Path]:
     """A temporary path beside ``path`` to write; renamed to ``path`` when the block ends without
@@ -65,7 +64,8 @@ def atomic_file(path: str | Path) -> Iterator[Path]:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-=======
+
+
 def inside(root: str | Path, relative: str | Path) -> Path:
     """``root / relative``, refused (OutputError, exit 2) unless it lies inside ``root`` once resolved.
 
@@ -80,7 +80,6 @@ def inside(root: str | Path, relative: str | Path) -> Path:
         raise OutputError(f"refused to write {relative}: it would lie outside {root} (a name in the project, "
                           "a TOML file or the model leads out of the output folder)")
     return path
->>>>>>> main
 
 
 def write_csv(frame: pd.DataFrame, path: str | Path, **kwargs) -> Path:
