@@ -69,7 +69,7 @@ def cache(tmp_path, monkeypatch) -> Path:
 def test_a_comment_that_ends_the_docstring_runs_nothing(tmp_path, cache, capsys, make):
     path = make(tmp_path)
     out = tmp_path / "out.csv"
-    assert main(["simulate", str(path), "--out", str(out)]) == 0, capsys.readouterr().err
+    assert main(["simulate", str(path), "--engine", "pysd", "--out", str(out)]) == 0, capsys.readouterr().err
     assert out.exists()
     assert not (tmp_path / "PWNED").exists()
     generated = next(cache.rglob(f"{path.stem}.py")).read_text()
@@ -125,7 +125,7 @@ def test_the_verifier_rules(source, words):
 def test_a_changed_or_partial_cache_entry_is_rebuilt_and_never_run(tmp_path, cache, capsys):
     model = fresh_model(tmp_path)
     out = tmp_path / "first.csv"
-    assert main(["simulate", str(model), "--out", str(out)]) == 0
+    assert main(["simulate", str(model), "--engine", "pysd", "--out", str(out)]) == 0
     (entry,) = [p for p in cache.iterdir() if p.name.startswith("exponential_growth-")]
     assert stat.S_IMODE(cache.stat().st_mode) == 0o700
     translated = entry / "exponential_growth.py"
@@ -133,16 +133,16 @@ def test_a_changed_or_partial_cache_entry_is_rebuilt_and_never_run(tmp_path, cac
     capsys.readouterr()
     again = tmp_path / "again.csv"
     forget_loaded_models()
-    assert main(["simulate", str(model), "--out", str(again)]) == 0
+    assert main(["simulate", str(model), "--engine", "pysd", "--out", str(again)]) == 0
     assert "was damaged" in capsys.readouterr().err
     assert not (tmp_path / "PWNED").exists()
     assert again.read_text() == out.read_text()
     translated.unlink()  # what a killed translation leaves behind
     forget_loaded_models()
-    assert main(["simulate", str(model), "--out", str(again)]) == 0
+    assert main(["simulate", str(model), "--engine", "pysd", "--out", str(again)]) == 0
     assert "was damaged" in capsys.readouterr().err and translated.exists()
     forget_loaded_models()
-    assert main(["simulate", str(model), "--out", str(again)]) == 0
+    assert main(["simulate", str(model), "--engine", "pysd", "--out", str(again)]) == 0
     assert "damaged" not in capsys.readouterr().err  # a sound entry is used as it is
 
 

@@ -95,4 +95,4 @@ variables = ["Population", "births"]
     claims = pd.read_csv(latest / "claims.csv")
     assert claims.loc[0, "claim"] == "fast_doubles_sooner" and bool(claims.loc[0, "holds"])
     assert (latest / "growth" / "population.png").exists() and (latest / "growth" / "trajectories.csv").exists()
-    assert re.search(r"engine: vectorized numpy engine", result.stdout)
+    assert re.search(r"engine: (compiled C engine|vectorized numpy engine)", result.stdout)

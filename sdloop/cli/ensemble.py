@@ -43,7 +43,7 @@ def add_ensemble_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--sobol", type=options.nonnegative_int, metavar="N",
                    help="Sobol indices per case, Saltelli base sample N (a power of 2; 0: none; default: the project's)")
     p.add_argument("--uncalibrated", action="store_true", help="leave the fitted (calibrated) values out")
-    p.add_argument("--engine", choices=["auto", "numpy", "pysd"], default="auto", help=argparse.SUPPRESS)
+    p.add_argument("--engine", choices=["auto", "compiled", "numpy", "pysd"], default="auto", help=argparse.SUPPRESS)
     p.add_argument("--no-figures", action="store_true", help="tables only")
     p.set_defaults(handler=run_ensemble_command)
     return p
@@ -77,6 +77,8 @@ def run_ensemble_command(args: argparse.Namespace) -> int:
     study = Study(project.select(cases=args.cases, scenarios=args.scenarios, strategies=args.strategies),
                   engine=args.engine)
     print(f"sdloop: {study.project.describe_layers()} (draws after fitted values)", file=sys.stderr)
+    for note in study.choice.notes:  # why the compiled engine is not used, in one line
+        print(f"sdloop: {note}", file=sys.stderr)
 
     def write(out: Path) -> dict:
         info = run_project_ensemble(study, out, cache=Cache(enabled=False), samples=args.samples, seed=args.seed,

@@ -32,8 +32,8 @@ def add_run_parser(sub) -> None:
     p.add_argument("--workers", type=options.positive_int, default=min(2, os.cpu_count() or 1),
                    help="processes that draw figures (default: %(default)s)")
     p.add_argument("--engine", choices=["auto", "numpy", "compiled", "pysd"], default="auto",
-                   help="auto: the numpy engine, PySD when it cannot compile the model (default); "
-                        "compiled: the C kernel")
+                   help="auto (default) and compiled: the model's C kernel, the numpy engine when it cannot be "
+                        "built here; numpy: the numpy engine; PySD when no engine can compile the model")
     p.set_defaults(handler=run_command)
 
 
