@@ -11,6 +11,7 @@ import pytest
 
 from conftest import MODELS
 from sdloop.errors import OverrideError
+from sdloop.experiments.overrides import load_collection
 from sdloop.experiments.metrics import METRIC_COLUMNS, breakthrough_year, rank_strategies, sector_metrics
 from test_cli import sdloop
 
@@ -90,12 +91,12 @@ def test_a_ninth_strategy_added_in_toml_appears_in_the_next_run(tmp_path):
     shutil.copytree(MODELS, models, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
     with open(models / "strategies.toml", "a") as handle:
         handle.write('\n[talent_first]\ndescription = "Talent and platforms only, from 2010"\n'
-                     '[talent_first.parameters]\n"Talent Platform Start Year" = 2010\n')
+                     '[talent_first.parameters]\n"Research Start Year" = 2010\n')
     result = sdloop("run", "--models", models, "--results", tmp_path / "results", "--cases", "nev",
                     "--scenarios", "baseline", "--loop-scenarios", "baseline")
     assert result.returncode == 0, result.stderr
     metrics = pd.read_csv(tmp_path / "results" / "latest" / "metrics.csv")
-    assert len(metrics) == 9 and "talent_first" in set(metrics["strategy"])
+    assert len(metrics) == len(load_collection(MODELS / "strategies.toml")) + 1 and "talent_first" in set(metrics["strategy"])
     assert "talent_first" in result.stdout
 
 
@@ -105,12 +106,12 @@ def test_a_strategy_naming_an_unknown_lever_fails_before_any_run(tmp_path):
     models = tmp_path / "models"
     shutil.copytree(MODELS, models, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
     with open(models / "strategies.toml", "a") as handle:
-        handle.write('\n[typo]\n[typo.parameters]\n"RD Subsidy Strat Year" = 2010\n')
+        handle.write('\n[typo]\n[typo.parameters]\n"Research Strat Year" = 2010\n')
     experiment = load_experiment(models)
     with pytest.raises(OverrideError) as err:
         experiment.parameters()
-    assert "strategies.toml" in str(err.value) and "RD Subsidy Strat Year" in str(err.value)
-    assert "RD Subsidy Start Year" in str(err.value)
+    assert "strategies.toml" in str(err.value) and "Research Strat Year" in str(err.value)
+    assert "Research Start Year" in str(err.value)
 
 
 def test_fitted_parameters_are_layered_over_the_case_and_named_in_the_manifest(tmp_path):

@@ -277,11 +277,16 @@ class EnsembleDesign:
     cases: Mapping[str, Mapping[str, float]]  # case -> case (+ fitted) overrides
     scenarios: Mapping[str, Mapping[str, float]]
     strategies: Mapping[str, Mapping[str, float]]
+    # per case, strategies whose overrides differ by case (strategy files' [NAME.cases.CASE] tables)
+    case_strategies: Mapping[str, Mapping[str, Mapping[str, float]]] = field(default_factory=dict)
+
+    def strategies_for(self, case: str) -> Mapping[str, Mapping[str, float]]:
+        return {**self.strategies, **self.case_strategies.get(case, {})}
 
     def chunks(self, unit: np.ndarray, space: UncertaintySpace, chunk_size: int) -> Iterable[Chunk]:
         for (case, base), scenario in itertools.product(self.cases.items(), self.scenarios):
             layers = tuple((name, {**self.scenarios[scenario], **overrides})
-                           for name, overrides in self.strategies.items())
+                           for name, overrides in self.strategies_for(case).items())
             stacked = chunk_size * len(layers) <= STACK_LIMIT
             for index, start in enumerate(range(0, len(unit), chunk_size)):
                 yield Chunk(self.model, case, scenario, index, start, unit[start:start + chunk_size], space,
@@ -298,6 +303,8 @@ def design_from_experiment(experiment) -> EnsembleDesign:
         {c.name: merge(model, experiment.case_layers(c)) for c in experiment.cases},
         {s.name: s.checked(model) for s in experiment.scenarios},
         {s.name: s.checked(model) for s in experiment.strategies},
+        {c.name: {s.name: s.for_case(c.name).checked(model) for s in experiment.strategies if c.name in s.cases}
+         for c in experiment.cases},
     )
 
 
@@ -311,7 +318,8 @@ def run_ensemble(design: EnsembleDesign, space: UncertaintySpace, n: int, *, see
     """
     engine = engine_for(design.model)
     space = space.checked(engine.resolve)  # unknown names fail here, before any run
-    for layers in (*design.cases.values(), *design.scenarios.values(), *design.strategies.values()):
+    for layers in (*design.cases.values(), *design.scenarios.values(), *design.strategies.values(),
+                   *(s for per_case in design.case_strategies.values() for s in per_case.values())):
         engine.check(layers)
     unit = space.unit_sample(n, method=method, seed=seed)
     chunks = list(design.chunks(unit, space, chunk_size))

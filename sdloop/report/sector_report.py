@@ -41,7 +41,8 @@ class SectorExperiment:
         """Every run's overrides (case < fitted < scenario < strategy), all names checked up front."""
         return {
             (case.name, scenario.name, strategy.name):
-                merge(self.model, [*self.case_layers(case), scenario, strategy])
+                merge(self.model, [*self.case_layers(case), scenario.for_case(case.name),
+                                   strategy.for_case(case.name)])
             for case, scenario, strategy in itertools.product(self.cases, self.scenarios, self.strategies)
         }
 
