@@ -45,6 +45,10 @@ class Anchors:
     strategy: str
     last_year: int
     anchors: tuple[Anchor, ...] = field(default_factory=tuple)
+    scenarios: Mapping[str, str] = field(default_factory=dict)  # case -> scenario of its historical run
+
+    def scenario(self, case: str) -> str:
+        return self.scenarios.get(case, "baseline")
 
     def for_case(self, case: str) -> list[Anchor]:
         return [a for a in self.anchors if a.case == case]
@@ -92,7 +96,7 @@ def load_anchors(path: str | Path) -> Anchors:
         anchors.append(Anchor(entry["case"], entry["name"], entry["variable"], points, float(entry.get("scale", 1)),
                               aggregate, entry.get("from"), bool(entry.get("comparable", True)),
                               entry.get("reason", ""), source))
-    return Anchors(data.get("strategy", "historical"), last_year, tuple(anchors))
+    return Anchors(data.get("strategy", "historical"), last_year, tuple(anchors), dict(data.get("scenarios", {})))
 
 
 def model_value(frame: pd.DataFrame, anchor: Anchor, year: int) -> float:
