@@ -36,11 +36,12 @@ SHARES = ("Self Sufficiency", "Global Market Share", "Supply Shortfall", "Import
 STOCKS = ("Technological Capability", "Domestic Production Capacity", "Capacity Under Construction",
           "Cumulative Production", "Foreign Cumulative Production", "Accumulated Protection",
           "Foreign Backlash", "Cumulative Fiscal Cost", "Talent Platform Base", "Standards Recognition",
-          "Smoothed Orders", "Scarcity Markup", *(f"{g} Clock" for g in GROUPS))
+          "Scarcity Markup", *(f"{g} Clock" for g in GROUPS))
 EXTRA = ("Lifecycle Phase", "Capability Ceiling", "Domestic Demand", "Domestic Home Sales", "Imports",
          "Unmet Demand", "Exports", "Domestic Production", "Total Fiscal Spending", "Order Pressure",
          "Profitability Effect", "Firm RD Spending", "Protection Efficiency", "Capability Gap Years",
-         "Home Price", "Capacity Coverage")
+         "Home Price", "Capacity Coverage", "Orders for Domestic Output", "Capacity Starts",
+         "Capacity Retirement", "Perceived Order Growth")
 COLUMNS = sorted(set(SHARES + STOCKS + EXTRA))
 
 STRATEGIES = load_collection(MODELS / "strategies.toml")
@@ -138,16 +139,23 @@ def test_a_sunset_holds_whatever_the_state_does_later(engine):
 
 # ---------------------------------------------------------------------------- equilibrium start
 @pytest.mark.parametrize("case", CASES)
-def test_the_model_starts_in_its_own_equilibrium(runs, case):
+def test_the_model_starts_in_its_own_growth_equilibrium(runs, case):
+    """Capacity sized to 2006 orders, prices at their normal level, and a supply line that already
+    delivers replacement plus growth: capacity grows with its orders from the first step."""
     frame = runs(case, "baseline", "no_policy")
-    first = frame.iloc[0]
+    first, second = frame.iloc[0], frame.iloc[1]
     assert first["Order Pressure"] == pytest.approx(1.0, abs=1e-9)
     assert first["Scarcity Markup"] == pytest.approx(1.0, abs=1e-12)
     assert first["Profitability Effect"] == pytest.approx(1.0, abs=1e-9)
-    # nothing jumps in the first quarter: capacity and price move by less than 2%
-    second = frame.iloc[1]
-    for name in ("Domestic Production Capacity", "Home Price"):
-        assert abs(second[name] / first[name] - 1) < 0.02, name
+    assert first["Perceived Order Growth"] > 0
+    assert first["Capacity Starts"] > first["Capacity Retirement"]  # the pipeline carries growth
+    # nothing jumps: the price moves by less than 2% in the first quarter and capacity stays within
+    # 10% of normal output for the first two years (IC orders grow more slowly than the market as
+    # the node gap widens, so capacity runs about 5% ahead of them; later NEV investors' patience
+    # runs out while margins are still negative: mechanisms, not a start-up jump)
+    assert abs(second["Home Price"] / first["Home Price"] - 1) < 0.02
+    early = frame.loc[:2008, "Order Pressure"]
+    assert ((early > 0.9) & (early < 1.1)).all(), early.round(3).to_dict()
 
 
 # ---------------------------------------------------------------------------- mechanisms
@@ -183,13 +191,15 @@ def test_revenue_from_open_markets_funds_rd(runs, case):
 
 
 def test_scarcity_raises_the_price_and_the_market_clears(engine):
-    """Cutting imports of ICs (foreign export controls) sends orders home beyond capacity: order
-    pressure and the home price rise, and imports + home sales + unmet demand still add up."""
+    """Cutting imports of ICs (foreign export controls, 2019.4 and 2022.8) sends orders home beyond
+    capacity: for a year after each round order pressure and the home price are above the baseline;
+    the scarcity margin draws investment, so within three years capacity has caught up."""
     base = run(engine, overrides("ic", "baseline", "no_policy"))
     cut = run(engine, overrides("ic", "export_controls", "no_policy"))
-    after = slice(2020, 2024)
-    assert (cut.loc[after, "Order Pressure"] > base.loc[after, "Order Pressure"]).all()
-    assert (cut.loc[after, "Home Price"] > base.loc[after, "Home Price"]).all()
+    for after in (slice(2019.75, 2020.5), slice(2023, 2024)):
+        assert (cut.loc[after, "Order Pressure"] > base.loc[after, "Order Pressure"] + 0.05).all()
+        assert (cut.loc[after, "Home Price"] > base.loc[after, "Home Price"]).all()
+    assert cut.loc[2025.5:2026, "Order Pressure"].max() < 1.0
 
 
 def test_policy_credit_raises_capacity_investment(engine):
