@@ -1,4 +1,4 @@
-"""``sdloop check``: each kind of problem, exit statuses, and the project models."""
+"""``sdloop check``: each kind of problem, its severity, exit statuses, XMILE units, the project models."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from analysis_helpers import FIXTURES
+from conftest import MODELS
 from sdloop.analysis.check import check_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -21,13 +22,21 @@ def variant(tmp_path, old, new, name="variant.mdl"):
     return path
 
 
-def run_check(path) -> int:
+def run_check(path, *options) -> int:
     from sdloop.cli.analysis import add_check_parser
 
     parser = argparse.ArgumentParser()
     add_check_parser(parser.add_subparsers())
-    args = parser.parse_args(["check", str(path)])
+    args = parser.parse_args(["check", str(path), *options])
     return args.handler(args)
+
+
+def textbook(tmp_path):
+    """goal_seeking.mdl as a textbook prints it: no source comments."""
+    text = (FIXTURES / "goal_seeking.mdl").read_text().replace("Assumed (test fixture).", "")
+    path = tmp_path / "textbook.mdl"
+    path.write_text(text)
+    return path
 
 
 @pytest.mark.parametrize("name", CLEAN)
@@ -37,13 +46,41 @@ def test_clean_fixtures(name):
 
 def test_exit_statuses(tmp_path, capsys):
     assert run_check(FIXTURES / "goal_seeking.mdl") == 0
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.strip() == f"{FIXTURES / 'goal_seeking.mdl'}: clean (no errors, no warnings)"
     assert run_check(FIXTURES / "units_mismatch.mdl") == 1
-    out = capsys.readouterr().out
-    assert out.strip() == f"{FIXTURES / 'units_mismatch.mdl'}:7: adjustment: expected Widget/Year, found Widget*Year"
+    captured = capsys.readouterr()
+    assert captured.out.strip() == (f"{FIXTURES / 'units_mismatch.mdl'}:7: error: adjustment: "
+                                    "expected Widget/Year, found Widget*Year")
+    assert captured.err.strip() == f"1 error, 0 warnings in {FIXTURES / 'units_mismatch.mdl'}"
     assert run_check(tmp_path / "missing.mdl") == 2
     broken = variant(tmp_path, "gap = goal - Level", "gap = goal - (Level")
     assert run_check(broken) == 2
     assert "variant.mdl:12: gap:" in capsys.readouterr().err
+
+
+def test_a_textbook_model_passes_with_warnings_and_fails_strict(tmp_path, capsys):
+    path = textbook(tmp_path)
+    assert run_check(path) == 0
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    assert len(lines) == 2 and all(": warning: " in line for line in lines)
+    assert f"{path}:17: warning: goal: constant's comment does not say where" in captured.out
+    assert captured.err.strip() == f"0 errors, 2 warnings in {path}"
+    assert run_check(path, "--strict") == 1
+
+
+def test_severities(tmp_path):
+    path = variant(tmp_path, "gap = goal - Level", "gap = goals - Level")
+    severity = {p.message: p.severity for p in check_model(path)}
+    assert severity["undefined name 'goals'"] == "error"
+    assert severity["constant is not used by any equation"] == "warning"  # goal, now unused
+    path = variant(tmp_path, "gap = goal - Level", "gap = goal - adjustment", name="loop.mdl")
+    assert {p.severity for p in check_model(path) if "simultaneous" in p.message} == {"error"}
+    path = variant(tmp_path, "Widget/Year\n\t~\tCloses", "\n\t~\tCloses", name="nounits.mdl")
+    (problem,) = check_model(path)
+    assert (problem.variable, problem.message, problem.severity) == ("adjustment", "flow has no units", "warning")
 
 
 def test_every_undefined_name_is_listed(tmp_path):
@@ -86,9 +123,24 @@ def test_sidecar_entries_are_checked(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["policy_loop.mdl", "sector_lifecycle.mdl"])
-def test_project_models_can_be_checked(name):
-    path = ROOT / "models" / name
+def test_project_models_pass_strict(name, capsys):
+    path = MODELS / name
     if not path.exists():
         pytest.skip(f"{name} not in this tree")
-    problems = check_model(path)
-    assert all(str(p).startswith(str(path)) for p in problems)
+    assert run_check(path, "--strict") == 0, capsys.readouterr().out
+
+
+STELLA = FIXTURES / "xmile" / "stella_units.xmile"
+
+
+def test_xmile_units_follow_xmile_conventions():
+    """per, 1/time, declared names and aliases, unitless, time units from sim_specs."""
+    assert check_model(STELLA) == []
+
+
+def test_xmile_unit_mismatch_still_found(tmp_path):
+    path = tmp_path / "eggs.xmile"
+    path.write_text(STELLA.read_text().replace("<units>eggs per time</units>", "<units>eggs per year</units>"))
+    messages = [p.report() for p in check_model(path)]
+    assert f"{path}:31: error: Eggs in Store: expected eggs/Month, found eggs/Year (inflow 'laying')" in messages
+    assert f"{path}:48: error: laying: expected eggs/Year, found eggs/Month" in messages

@@ -1,17 +1,24 @@
 """The checks behind ``sdloop check MODEL``.
 
-Each finding is a ``Problem`` printed as ``FILE:LINE: VARIABLE: message``:
+Each finding is a ``Problem`` printed as ``FILE:LINE: SEVERITY: VARIABLE: message``.
+
+Errors (the model is wrong, or sdloop's analysis of it would be):
 
 - undefined names and unknown functions;
-- constructs sdloop cannot analyse (subscripts, RANDOM functions, SAMPLE IF TRUE, ...);
-- units mismatches (``sdloop.structure.units``);
+- constructs sdloop cannot analyse (RANDOM functions, SAMPLE IF TRUE, ...): its structure,
+  units, loops and engine would not be the model PySD runs;
+- units mismatches and unreadable units (``sdloop.structure.units``);
 - simultaneous equations: auxiliaries that depend on each other with no stock between;
-- constants and lookups that no equation uses;
-- constants without units, or whose comment does not say where the value comes from
-  (a source, a statistic, a derivation, or "assumed": the comment must contain one of
-  ``SOURCE_MARKERS`` or a year);
 - loop-name sidecar entries (``<model>.loops.toml``) that match no loop of the model, or
   whose declared polarity differs from the computed one.
+
+Warnings (the model runs, but is not documented as the project's standards ask):
+
+- variables of the file without units;
+- constants whose comment does not say where the value comes from (a source, a
+  statistic, a derivation, or "assumed": the comment must contain one of
+  ``SOURCE_MARKERS`` or a year);
+- constants and lookups that no equation uses.
 
 A file that cannot be read or parsed raises ModelFileError (the CLI exits 2).
 """
@@ -25,7 +32,10 @@ from sdloop.errors import ModelFileError, SdloopError
 from sdloop.structure.expressions import LookupFunction
 from sdloop.lang.source import parse_model, reference_problems
 from sdloop.structure.build import ModelStructure, structure_from_abstract
-from sdloop.structure.units import Problem, check_units
+from sdloop.structure.units import SEVERITIES, Problem, check_units
+
+WARNING = "warning"
+_KIND_NAMES = {"delay_fixed": "variable", "initial": "variable"}
 
 SOURCE_MARKERS = (
     "assum", "source", "seed", "deriv", "estimat", "calibrat", "fitted", "data", "statistic",
@@ -56,8 +66,14 @@ def check_model(path: str | Path) -> list[Problem]:
     return sorted(unique.values(), key=lambda p: (p.file != str(path), p.line or 0))
 
 
+def count(problems: list[Problem]) -> dict[str, int]:
+    """How many errors and warnings: ``{"error": n, "warning": m}``."""
+    return {severity: sum(p.severity == severity for p in problems) for severity in SEVERITIES}
+
+
 def structure_problems(structure: ModelStructure) -> list[Problem]:
-    """Unsupported constructs, simultaneous equations, unused names, undocumented constants."""
+    """Unsupported constructs and simultaneous equations (errors); unused names and
+    undocumented variables (warnings)."""
     file = str(structure.path)
     problems = [Problem(file, u.line, u.variable, f"{u.construct} is not supported by sdloop's analysis")
                 for u in structure.unsupported]
@@ -75,17 +91,17 @@ def structure_problems(structure: ModelStructure) -> list[Problem]:
             found += [structure.get(type(call).vensim_name) for call in expr.atoms(LookupFunction)]
             used |= {v.name for v in found if v is not None}
     for var in structure.variables.values():
-        if var.owner is not None:
+        if var.owner is not None or var.kind == "control":
             continue
         if var.kind in ("constant", "lookup") and var.name not in used:
-            problems.append(Problem(file, var.line, var.name, f"{var.kind} is not used by any equation"))
-        if var.kind == "constant":
-            if not var.units.strip():
-                problems.append(Problem(file, var.line, var.name, "constant has no units"))
-            if not has_source(var.comment):
-                problems.append(Problem(file, var.line, var.name,
-                                        "constant's comment does not say where its value comes from "
-                                        "(a source, a statistic, or 'Assumed' with the range tried)"))
+            problems.append(Problem(file, var.line, var.name, f"{var.kind} is not used by any equation", WARNING))
+        if not var.units.strip():
+            problems.append(Problem(file, var.line, var.name, f"{_KIND_NAMES.get(var.kind, var.kind)} has no units",
+                                    WARNING))
+        if var.kind == "constant" and not has_source(var.comment):
+            problems.append(Problem(file, var.line, var.name,
+                                    "constant's comment does not say where its value comes from "
+                                    "(a source, a statistic, or 'Assumed' with the range tried)", WARNING))
     return problems
 
 

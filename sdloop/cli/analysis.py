@@ -3,8 +3,9 @@
 ``add_check_parser(subparsers)`` and ``add_loops_parser(subparsers)`` register them; each
 sets ``handler`` to a function taking the parsed arguments and returning the exit status.
 
-``sdloop check MODEL``: every problem as ``FILE:LINE: VARIABLE: message``; exit 0 when
-clean, 1 when problems were found, 2 when the file cannot be read or parsed.
+``sdloop check MODEL [--strict]``: every finding as ``FILE:LINE: SEVERITY: VARIABLE:
+message`` (``error`` or ``warning``) and one summary line on stderr; exit 1 when errors were
+found (``--strict``: errors or warnings), 2 when the file cannot be read or parsed, else 0.
 
 ``sdloop loops MODEL [--format json|table] [--dominance] [--case FILE] [--out DIR]
 [--independent] [--max-loops N]``: the feedback loops (``--independent``: a shortest
@@ -27,18 +28,21 @@ from sdloop.errors import ModelFileError, OverrideError, SdloopError
 
 
 def add_check_parser(subparsers) -> argparse.ArgumentParser:
-    """Register ``sdloop check MODEL``."""
+    """Register ``sdloop check MODEL [--strict]``."""
     p = subparsers.add_parser("check", help="check a model: units, names, algebraic loops, documentation",
-                              description="Report every problem as FILE:LINE: VARIABLE: message. "
-                                          "Exit 0 when clean, 1 when problems were found, 2 on unusable input.")
+                              description="Report every finding as FILE:LINE: SEVERITY: VARIABLE: message. "
+                                          "Exit 1 when errors were found (with --strict also warnings), "
+                                          "2 on unusable input, 0 otherwise.")
     p.add_argument("model", type=Path, help="a Vensim .mdl or XMILE file")
+    p.add_argument("--strict", action="store_true",
+                   help="fail (exit 1) on warnings too: missing units, undocumented or unused constants")
     p.set_defaults(handler=run_check)
     return p
 
 
 def run_check(args: argparse.Namespace) -> int:
-    """Print the problems of ``args.model``; the exit status."""
-    from sdloop.analysis.check import check_model
+    """Print the findings of ``args.model`` and one summary line; the exit status."""
+    from sdloop.analysis.check import check_model, count
 
     try:
         problems = check_model(args.model)
@@ -46,10 +50,19 @@ def run_check(args: argparse.Namespace) -> int:
         print(str(exc), file=sys.stderr)
         return 2
     for problem in problems:
-        print(problem)
+        print(problem.report())
+    counts = count(problems)
     if problems:
-        print(f"{len(problems)} problem{'s' if len(problems) != 1 else ''} in {args.model}", file=sys.stderr)
-    return 1 if problems else 0
+        print(", ".join(_plural(n, severity) for severity, n in counts.items()) + f" in {args.model}",
+              file=sys.stderr)
+    else:
+        print(f"{args.model}: clean (no errors, no warnings)", file=sys.stderr)
+    failing = counts["error"] + (counts["warning"] if args.strict else 0)
+    return 1 if failing else 0
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def add_loops_parser(subparsers) -> argparse.ArgumentParser:

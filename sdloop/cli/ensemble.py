@@ -18,13 +18,15 @@ from pathlib import Path
 
 
 def add_bench_parser(subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser("bench", help="PySD vs the vectorized engine: time per run, speed-up, parity, memory",
-                              description="Run the sector model with PySD and with the vectorized engine at "
-                                          "N = 1, 1,000, 10,000 and 100,000 in one process.")
+    p = subparsers.add_parser("bench", help="PySD vs the numpy and compiled engines: time per run, speed-up, "
+                                            "parity, memory",
+                              description="Run the sector model with PySD, the numpy engine and the compiled "
+                                          "engine at N = 1, 1,000, 10,000 and 100,000 in one process.")
     p.add_argument("--models", type=Path, default=Path("models"), help="directory of model files")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--sizes", default="1,1000,10000,100000", help="comma-separated N (default: %(default)s)")
     p.add_argument("--pysd-runs", type=int, default=20, help="PySD runs to time (default: %(default)s)")
+    p.add_argument("--threads", type=int, help="threads of the compiled engine's parallel timing (default: every core)")
     p.set_defaults(handler=run_bench)
     return p
 
@@ -33,7 +35,7 @@ def run_bench(args: argparse.Namespace) -> int:
     from sdloop.engines.bench import benchmark, format_report
 
     sizes = tuple(int(s) for s in args.sizes.split(",") if s.strip())
-    figures = benchmark(args.models, sizes=sizes, pysd_runs=args.pysd_runs)
+    figures = benchmark(args.models, sizes=sizes, pysd_runs=args.pysd_runs, threads=args.threads)
     print(json.dumps(figures, indent=2) if args.json else format_report(figures))
     return 0
 
@@ -133,11 +135,13 @@ def run_ensemble_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def simulate_numpy(model_path: Path, layers, *, final_time, columns, show_code: bool = False):
-    """``simulate --engine numpy``: the engine's run, or PySD's when the engine cannot compile the
-    model (each reason, with its line, on stderr). Returns the frame, or None when only the
-    generated code was printed (``--show-code``)."""
-    from sdloop.engines.numpy_engine import Engine
+def simulate_engine(model_path: Path, layers, *, backend: str = "numpy", final_time, columns,
+                    show_code: bool = False, threads: int | None = None):
+    """``simulate --engine numpy|compiled``: the engine's run, or PySD's when the engine cannot
+    compile the model (each reason, with its line, on stderr); ``compiled`` uses the numpy
+    engine, with one line saying why, when the C kernel cannot be built. Returns the frame,
+    or None when only the generated code was printed (``--show-code``)."""
+    from sdloop.engines.compiled import load_engine
     from sdloop.errors import ModelFileError
     from sdloop.engines.pysd_model import load_model
     from sdloop.experiments.overrides import merge
@@ -150,12 +154,12 @@ def simulate_numpy(model_path: Path, layers, *, final_time, columns, show_code: 
     engine = None
     if not problems:
         try:
-            engine = Engine(structure)
+            engine = load_engine(structure, backend=backend, threads=threads)
         except ModelFileError as exc:
             problems.append(str(exc))
     if engine is None:
         for problem in problems:
-            print(f"sdloop: the numpy engine cannot compile {problem}", file=sys.stderr)
+            print(f"sdloop: the {backend} engine cannot compile {problem}", file=sys.stderr)
         print("sdloop: falling back to the PySD engine for this run", file=sys.stderr)
         if show_code:
             return None

@@ -22,11 +22,14 @@ def _add_simulate(sub) -> None:
     p.add_argument("--set", dest="assignments", action="append", default=[], metavar="NAME=VALUE",
                    help="override one constant (after the case files); repeatable")
     p.add_argument("--final-time", type=float, help="end of the run (model units, e.g. 2035)")
-    p.add_argument("--engine", choices=["pysd", "numpy"], default="pysd",
-                   help="simulation engine (numpy: the vectorized engine)")
+    p.add_argument("--engine", choices=["pysd", "numpy", "compiled"], default="pysd",
+                   help="simulation engine (numpy: the vectorized engine; compiled: its C kernel, the numpy "
+                        "engine when no C compiler is present)")
+    p.add_argument("--threads", type=int, help="with --engine compiled: threads (default: every core)")
     p.add_argument("--columns", help='comma-separated Vensim names, e.g. "Talent,Policy Funds"')
     p.add_argument("--out", type=Path, help="CSV file to write (default: standard output)")
-    p.add_argument("--show-code", action="store_true", help="with --engine numpy: print the generated code")
+    p.add_argument("--show-code", action="store_true",
+                   help="with --engine numpy or compiled: print the generated code (Python or C)")
     p.set_defaults(handler=_simulate)
 
 
@@ -37,11 +40,11 @@ def _simulate(args: argparse.Namespace) -> int:
 
     layers = [load_case(path) for path in args.case] + [parse_set(args.assignments)]
     columns = [c.strip() for c in args.columns.split(",") if c.strip()] if args.columns else None
-    if args.engine == "numpy":
-        from sdloop.cli.ensemble import simulate_numpy
+    if args.engine != "pysd":
+        from sdloop.cli.ensemble import simulate_engine
 
-        frame = simulate_numpy(args.model, layers, final_time=args.final_time, columns=columns,
-                               show_code=args.show_code)
+        frame = simulate_engine(args.model, layers, backend=args.engine, final_time=args.final_time,
+                                columns=columns, show_code=args.show_code, threads=args.threads)
         if frame is None:
             return 0
     else:
@@ -110,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"sdloop {__version__}")
     from calibration.cli import add_calibrate_parser
     from sdloop.cli.analysis import add_check_parser, add_loops_parser
+    from sdloop.cli.diagram import add_diagram_parser, add_sketch_parser
     from sdloop.cli.ensemble import add_bench_parser, add_ensemble_parser
 
     sub = parser.add_subparsers(dest="command", required=True)
@@ -120,6 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_bench_parser(sub)
     add_ensemble_parser(sub)
     add_loops_parser(sub)
+    add_sketch_parser(sub)
+    add_diagram_parser(sub)
     return parser
 
 

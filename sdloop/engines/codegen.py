@@ -40,24 +40,72 @@ CONSTANT_KINDS = ("constant", "control")
 LOOP_KINDS = ("flow", "auxiliary")
 
 
-class EnginePrinter(NumPyPrinter):
-    """NumPyPrinter with exact float literals, ``numpy.where`` for Piecewise and named temps.
+class HoistingPrinter:
+    """Printing shared by the numpy and C code generators (a mixin before the sympy printer).
 
-    ``replacements`` maps sub-expressions to the names of variables holding their value.
+    ``replacements`` maps sub-expressions to the names of variables holding their value;
+    ``groups`` maps a Mul or Add to (its fixed factors or terms, the rest), printed as the
+    fixed part (one hoisted value) combined with the rest. ``min_name``/``max_name`` are
+    the functions MIN and MAX print as.
     """
 
-    def __init__(self, replacements: dict | None = None, groups: dict | None = None,
-                 fast_pow: bool = False) -> None:
-        super().__init__({"fully_qualified_modules": False, "inline": True})
+    min_name = "minimum"
+    max_name = "maximum"
+
+    def __init__(self, replacements: dict | None = None, groups: dict | None = None, **settings) -> None:
+        super().__init__(**settings)
         self.replacements = replacements or {}
         self.groups = groups or {}
-        self.fast_pow = fast_pow
 
     def _print(self, expr, **kwargs):
         name = self.replacements.get(expr) if isinstance(expr, sympy.Basic) else None
         if name is not None:
             return name
         return super()._print(expr, **kwargs)
+
+    def _print_Mul(self, expr):
+        if expr in self.groups:
+            fixed, rest = self.groups[expr]
+            return f"({self._print(fixed)})*({self._print(sympy.Mul(*rest))})"
+        return super()._print_Mul(expr)
+
+    def _print_Add(self, expr, order=None):
+        if expr in self.groups:
+            fixed, rest = self.groups[expr]
+            return f"({self._print(fixed)} + {self._print(sympy.Add(*rest))})"
+        return super()._print_Add(expr, order)
+
+    def _print_Min(self, expr):
+        return self._nested(self.min_name, expr.args)
+
+    def _print_Max(self, expr):
+        return self._nested(self.max_name, expr.args)
+
+    def _nested(self, fn: str, args) -> str:
+        text = self._print(args[0])
+        for arg in args[1:]:
+            text = f"{fn}({text}, {self._print(arg)})"
+        return text
+
+    def _min_max(self, pieces) -> str | None:
+        """MIN or MAX for Piecewise((a, a <= b), (b, True)) and its mirror, else None."""
+        (a, cond), last = pieces[0], pieces[-1]
+        if len(pieces) == 2 and last.cond is sympy.true:
+            b = last.expr
+            if _is_min(a, b, cond):
+                return f"{self.min_name}({self._print(a)}, {self._print(b)})"
+            if _is_min(b, a, cond):
+                return f"{self.max_name}({self._print(a)}, {self._print(b)})"
+        return None
+
+
+class EnginePrinter(HoistingPrinter, NumPyPrinter):
+    """NumPyPrinter with exact float literals, ``numpy.where`` for Piecewise and named temps."""
+
+    def __init__(self, replacements: dict | None = None, groups: dict | None = None,
+                 fast_pow: bool = False) -> None:
+        super().__init__(replacements, groups, settings={"fully_qualified_modules": False, "inline": True})
+        self.fast_pow = fast_pow
 
     def _print_Float(self, expr):
         return repr(float(expr))
@@ -84,27 +132,12 @@ class EnginePrinter(NumPyPrinter):
         e = self.parenthesize(exp, sympy.printing.precedence.PRECEDENCE["Pow"])
         return f"{b}**{e}"
 
-    def _print_Mul(self, expr):
-        if expr in self.groups:
-            fixed, rest = self.groups[expr]
-            return f"{self._print(fixed)}*({self._print(sympy.Mul(*rest))})"
-        return super()._print_Mul(expr)
-
-    def _print_Add(self, expr, order=None):
-        if expr in self.groups:
-            fixed, rest = self.groups[expr]
-            return f"({self._print(fixed)} + {self._print(sympy.Add(*rest))})"
-        return super()._print_Add(expr, order)
-
     def _print_Piecewise(self, expr):
         pieces = list(expr.args)
-        (a, cond), last = pieces[0], pieces[-1]
-        if len(pieces) == 2 and last.cond is sympy.true:
-            b = last.expr
-            if _is_min(a, b, cond):
-                return f"minimum({self._print(a)}, {self._print(b)})"
-            if _is_min(b, a, cond):
-                return f"maximum({self._print(a)}, {self._print(b)})"
+        last = pieces[-1]
+        min_max = self._min_max(pieces)
+        if min_max:
+            return min_max
         if last.cond is sympy.true:
             text = self._print(last.expr)
             pieces = pieces[:-1]
@@ -132,18 +165,6 @@ class EnginePrinter(NumPyPrinter):
 
     def _print_BooleanFalse(self, expr):
         return "False"
-
-    def _print_Min(self, expr):
-        return self._nested("minimum", expr.args)
-
-    def _print_Max(self, expr):
-        return self._nested("maximum", expr.args)
-
-    def _nested(self, fn: str, args) -> str:
-        text = self._print(args[0])
-        for arg in args[1:]:
-            text = f"{fn}({text}, {self._print(arg)})"
-        return text
 
     def _print_Function(self, expr):
         cls = type(expr)

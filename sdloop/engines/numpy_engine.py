@@ -49,6 +49,19 @@ class EngineResult:
         return frame
 
 
+@dataclass(frozen=True)
+class RunInputs:
+    """A call's inputs, checked: every constant's value (a number or N values) and the time grid."""
+
+    n: int
+    recorded: tuple[str, ...]
+    constants: dict[str, float | np.ndarray]
+    times: np.ndarray
+    saved: np.ndarray
+    rounded: np.ndarray
+    control: dict
+
+
 class Engine:
     """A model compiled for vectorized runs (one compiled function per set of varying constants)."""
 
@@ -64,16 +77,23 @@ class Engine:
         controls = [s.get(n).name for n in CONTROL if s.get(n) is not None]
         self.variables = controls + [n for n in own if n not in controls]
         self._compiled: dict = {}
+        self._resolved: dict[tuple[str, bool], str] = {}  # names already checked (calls repeat them)
+        self._grids: dict[tuple, tuple] = {}
 
     # names ---------------------------------------------------------------
     def resolve(self, name: str, *, constants_only: bool = False, source: str | None = None,
                 line: int | None = None) -> str:
         """The model's spelling of ``name``; OverrideError with close matches if unknown."""
+        known = self._resolved.get((name, constants_only))
+        if known is not None:
+            return known
         var = self.structure.get(name)
-        return resolve_name(name, self.constants if constants_only else self.variables,
+        found = resolve_name(name, self.constants if constants_only else self.variables,
                             model_name=self.path.name, constants_only=constants_only,
                             computed=var is not None and var.owner is None,
                             computed_line=var.line if var is not None else None, source=source, line=line)
+        self._resolved[(name, constants_only)] = found
+        return found
 
     def check(self, params: Mapping[str, object]) -> dict[str, object]:
         """``params`` under the model's spelling (raises OverrideError before any run)."""
@@ -83,6 +103,16 @@ class Engine:
     def grid(self, final_time: float | None = None, time_step: float | None = None,
              saveper: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
         """(every step's time, indices of saved steps, saved times rounded as PySD does, controls)."""
+        key = (final_time, time_step, saveper)
+        if key not in self._grids:
+            times, saved, rounded, control = self._grid(final_time, time_step, saveper)
+            for arr in (times, saved, rounded):
+                arr.flags.writeable = False
+            self._grids[key] = times, saved, rounded, control
+        times, saved, rounded, control = self._grids[key]
+        return times, saved, rounded, dict(control)
+
+    def _grid(self, final_time, time_step, saveper) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
         control = {"initial time": self.control["initial time"],
                    "final time": self.control["final time"] if final_time is None else float(final_time),
                    "time step": self.control["time step"] if time_step is None else float(time_step),
@@ -119,15 +149,10 @@ class Engine:
             self._compiled[key] = generate(self.structure, varying, recorded).compile()
         return self._compiled[key]
 
-    def run(self, params: Mapping[str, object] | None = None, *, n: int | None = None,
-            columns: Sequence[str] | None = None, final_time: float | None = None,
-            time_step: float | None = None, saveper: float | None = None,
-            block_size: int = DEFAULT_BLOCK) -> EngineResult:
-        """Integrate N runs: each override is one number for all runs or an array of N values.
-
-        The code is compiled once per set of array-valued names (and recorded columns), so the
-        same arrays give bit-identical results whatever the block size or the chunk they are in.
-        """
+    def inputs(self, params: Mapping[str, object] | None, n: int | None, columns: Sequence[str] | None,
+               final_time: float | None = None, time_step: float | None = None,
+               saveper: float | None = None) -> "RunInputs":
+        """Check and arrange the inputs of a call (raises OverrideError before anything runs)."""
         params = self.check(params or {})
         recorded = tuple(dict.fromkeys(self.resolve(c) for c in columns)) if columns else tuple(self.variables)
         values: dict[str, float | np.ndarray] = {}
@@ -144,30 +169,43 @@ class Engine:
             values[name] = arr if arr.ndim else float(arr)
         n = 1 if n is None else int(n)
         times, saved, rounded, control = self.grid(final_time, time_step, saveper)
-        s = self.structure
-        C: dict[str, float | np.ndarray] = {}
-        for var in s.variables.values():
+        constants: dict[str, float | np.ndarray] = {}
+        for var in self.structure.variables.values():
             if var.kind == "constant":
-                C[var.symbol.name] = values.get(var.name, self.defaults[var.name])
+                constants[var.name] = values.get(var.name, self.defaults[var.name])
             elif var.kind == "control":
-                C[var.symbol.name] = control.get(normalize(var.name), self.control[normalize(var.name)])
-        varying = frozenset(name for name, v in values.items() if isinstance(v, np.ndarray))
+                constants[var.name] = control.get(normalize(var.name), self.control[normalize(var.name)])
+        return RunInputs(n, recorded, constants, times, saved, rounded, control)
+
+    def run(self, params: Mapping[str, object] | None = None, *, n: int | None = None,
+            columns: Sequence[str] | None = None, final_time: float | None = None,
+            time_step: float | None = None, saveper: float | None = None,
+            block_size: int = DEFAULT_BLOCK) -> EngineResult:
+        """Integrate N runs: each override is one number for all runs or an array of N values.
+
+        The code is compiled once per set of array-valued names (and recorded columns), so the
+        same arrays give bit-identical results whatever the block size or the chunk they are in.
+        """
+        call = self.inputs(params, n, columns, final_time, time_step, saveper)
+        n, recorded, s = call.n, call.recorded, self.structure
+        C = {s[name].symbol.name: value for name, value in call.constants.items()}
+        varying = frozenset(name for name, v in call.constants.items() if isinstance(v, np.ndarray))
         function = self._function(varying, recorded)
         idents = {name: s[name].symbol.name for name in recorded}
-        out = {name: np.empty((len(saved), n)) for name in recorded}
+        out = {name: np.empty((len(call.saved), n)) for name in recorded}
         finite = np.ones(n, dtype=bool)
-        save_steps = np.append(saved, -1)
+        save_steps = np.append(call.saved, -1)
         with np.errstate(all="ignore"):
             for start in range(0, n, block_size):
                 stop = min(start + block_size, n)
                 block = {k: (v[start:stop] if isinstance(v, np.ndarray) else v) for k, v in C.items()}
                 views = {idents[name]: out[name][:, start:stop] for name in recorded}
-                stocks = function(block, times, save_steps, views, stop - start)
+                stocks = function(block, call.times, save_steps, views, stop - start)
                 for arr in stocks.values():
                     finite[start:stop] &= np.broadcast_to(np.isfinite(arr), (stop - start,))
         for arr in out.values():
             finite &= np.isfinite(arr).all(axis=0)
-        return EngineResult(rounded, out, n, finite)
+        return EngineResult(call.rounded, out, n, finite)
 
     def run_frame(self, params: Mapping[str, float] | None = None, *, columns: Sequence[str] | None = None,
                   final_time: float | None = None, time_step: float | None = None,

@@ -4,7 +4,13 @@ Unit strings (``Person/Year``, ``1/(Second*Second)``, ``bn yuan``, ``Dmnl``) bec
 products of unit symbols. ``Dmnl``, ``1`` and ``dimensionless`` are the empty product; time
 units match singular and plural and any capitalization (``Year``, ``Years``, ``year``);
 other unit names match case-insensitively. Words separated by spaces multiply
-(``billion yuan`` is billion times yuan, so ``billion yuan / (yuan/USD)`` is ``billion USD``). Numbers in equations take whatever units their
+(``billion yuan`` is billion times yuan, so ``billion yuan / (yuan/USD)`` is ``billion USD``).
+
+XMILE files (as Stella writes them) follow XMILE's conventions on top: ``per`` divides
+(``people per year``), the unit ``time`` is the model's time unit (``1/time``; from
+``<sim_specs time_units=...>``), ``unitless`` is dimensionless, and the names and aliases
+the file declares in ``<model_units>`` stand for what they define
+(``sdloop.lang.xmile_units``). Numbers in equations take whatever units their
 context needs. Checked: every equation against its variable's declared units, the terms
 of every sum, difference, comparison, MIN/MAX and IF THEN ELSE against each other, the
 arguments of EXP/LN/trigonometric functions (dimensionless), and every stock against its
@@ -21,25 +27,41 @@ import sympy
 from sdloop.structure.expressions import TIME, LookupFunction, Unsupported
 from sdloop.structure.build import ModelStructure, Variable
 
-DIMENSIONLESS = frozenset({"dmnl", "1", "dimensionless", "dimensionless unit"})
+DIMENSIONLESS = frozenset({"dmnl", "1", "dimensionless", "dimensionless unit", "unitless"})
 TIME_UNITS = {
     "year": "Year", "month": "Month", "week": "Week", "day": "Day", "hour": "Hour",
     "minute": "Minute", "second": "Second", "quarter": "Quarter",
 }
 
 
+SEVERITIES = ("error", "warning")
+
+
 @dataclass(frozen=True)
 class Problem:
-    """One finding of ``sdloop check``: ``FILE:LINE: VARIABLE: message``."""
+    """One finding of ``sdloop check``: ``FILE:LINE: VARIABLE: message``.
+
+    ``severity`` is ``"error"`` (the model is wrong or cannot be analysed) or ``"warning"``
+    (it runs, but is not documented as the project's standards ask); ``report()`` shows it
+    after the location, ``FILE:LINE: error: VARIABLE: message``.
+    """
 
     file: str
     line: int | None
     variable: str | None
     message: str
+    severity: str = "error"
+
+    def _where(self) -> str:
+        return self.file + (f":{self.line}" if self.line else "") + ": "
 
     def __str__(self) -> str:
-        where = self.file + (f":{self.line}" if self.line else "") + ": "
-        return where + (f"{self.variable}: " if self.variable else "") + self.message
+        return self._where() + (f"{self.variable}: " if self.variable else "") + self.message
+
+    def report(self) -> str:
+        """The line ``sdloop check`` prints: location, severity, variable, message."""
+        return (self._where() + f"{self.severity}: " + (f"{self.variable}: " if self.variable else "")
+                + self.message)
 
 
 class UnitSyntaxError(ValueError):
@@ -53,14 +75,28 @@ def _canonical(name: str) -> str:
 
 
 class UnitParser:
-    """Parse Vensim unit strings into sympy expressions; remembers display spellings."""
+    """Parse unit strings into sympy expressions; remembers display spellings.
 
-    def __init__(self) -> None:
+    Vensim's conventions by default. ``definitions`` (lower-case name -> unit text),
+    ``per`` and ``time_units`` add XMILE's: declared names and aliases, ``per`` as
+    division, ``time`` as the model's time unit.
+    """
+
+    def __init__(self, definitions: dict[str, str] | None = None, *, per: bool = False,
+                 time_units: str | None = None) -> None:
         self.spelling: dict[str, str] = {}
+        self.definitions = {_canonical(k): v for k, v in (definitions or {}).items()}
+        if time_units:
+            self.definitions.setdefault("time", time_units)
+        self.per = per
+        self._expanding: set[str] = set()
 
     def parse(self, text: str) -> sympy.Expr | None:
         """Units as a sympy expression; None for an empty string. Raises UnitSyntaxError."""
         text = re.sub(r"\[.*\]\s*$", "", text).strip()
+        if self.per:
+            text = re.sub(r"(^|\s)per\s+", r"\1/ ", text, flags=re.IGNORECASE).strip()
+            text = "1 " + text if text.startswith("/") else text
         if not text:
             return None
         tokens = re.findall(r"\(|\)|\*|/|\^|-?\d+(?:\.\d+)?(?![\w$%])|[^()*/^]+", text)
@@ -115,14 +151,33 @@ class UnitParser:
             return sympy.Integer(1)  # a scale factor such as 1000 carries no dimension
         if _canonical(token) in DIMENSIONLESS:
             return sympy.Integer(1)
+        if _canonical(token) in self.definitions:
+            return self._defined(_canonical(token))
         expr = sympy.Integer(1)
         for word in token.split():
             key = _canonical(word)
             if key in DIMENSIONLESS:
                 continue
+            if key in self.definitions:
+                expr *= self._defined(key)
+                continue
             self.spelling.setdefault(key, TIME_UNITS.get(key, word))
             expr *= sympy.Symbol(key, positive=True)
         return expr
+
+    def _defined(self, key: str) -> sympy.Expr:
+        """The units a declared name or alias stands for (a name defined by itself is a base unit)."""
+        if key in self._expanding or _canonical(self.definitions[key]) == key:
+            self.spelling.setdefault(key, TIME_UNITS.get(key, self.definitions[key]))
+            return sympy.Symbol(key, positive=True)
+        self._expanding.add(key)
+        saved = self._tokens, self._pos
+        try:
+            expr = self.parse(self.definitions[key])
+        finally:
+            self._tokens, self._pos = saved
+            self._expanding.discard(key)
+        return sympy.Integer(1) if expr is None else expr
 
     def format(self, units: sympy.Expr) -> str:
         """Vensim spelling: ``Person/Year``, ``1/Year``, ``Meter/(Second^2)``, ``Dmnl``."""
@@ -150,12 +205,21 @@ _DIMENSIONLESS_FUNCTIONS = (sympy.exp, sympy.log, sympy.sin, sympy.cos, sympy.ta
                             sympy.asin, sympy.acos, sympy.atan)
 
 
+def parser_for(structure: ModelStructure) -> UnitParser:
+    """A UnitParser with the conventions of the structure's file format (Vensim or XMILE)."""
+    from sdloop.lang.xmile_units import is_xmile, unit_definitions
+
+    if not is_xmile(structure.path):
+        return UnitParser()
+    return UnitParser(unit_definitions(structure.path), per=True, time_units=structure.time_units or None)
+
+
 class UnitChecker:
     """Infer the units of sympy expressions from the declared units of their symbols."""
 
     def __init__(self, structure: ModelStructure) -> None:
         self.structure = structure
-        self.parser = UnitParser()
+        self.parser = parser_for(structure)
         self.problems: list[Problem] = []
         self.declared: dict[str, sympy.Expr | None] = {}
         for var in structure.variables.values():
