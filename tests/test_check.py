@@ -9,6 +9,7 @@ import pytest
 
 from analysis_helpers import FIXTURES
 from conftest import MODELS
+from sdloop.errors import ModelFileError
 from sdloop.analysis.check import check_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,7 +78,8 @@ def test_severities(tmp_path):
     assert severity["undefined name 'goals'"] == "error"
     assert severity["constant is not used by any equation"] == "warning"  # goal, now unused
     path = variant(tmp_path, "gap = goal - Level", "gap = goal - adjustment", name="loop.mdl")
-    assert {p.severity for p in check_model(path) if "simultaneous" in p.message} == {"error"}
+    with pytest.raises(ModelFileError, match="simultaneous"):  # worse than an error: no engine can run it
+        check_model(path)
     path = variant(tmp_path, "Widget/Year\n\t~\tCloses", "\n\t~\tCloses", name="nounits.mdl")
     (problem,) = check_model(path)
     assert (problem.variable, problem.message, problem.severity) == ("adjustment", "flow has no units", "warning")
@@ -91,10 +93,12 @@ def test_every_undefined_name_is_listed(tmp_path):
 
 
 def test_simultaneous_equations(tmp_path):
+    """No engine can run them: the file is refused (exit 2), naming the cycle and its lines."""
     path = variant(tmp_path, "gap = goal - Level", "gap = goal - adjustment")
-    problems = [p for p in check_model(path) if "simultaneous" in p.message]
-    assert len(problems) == 1
-    assert problems[0].line == 7 and "adjustment -> gap -> adjustment" in problems[0].message
+    with pytest.raises(ModelFileError) as err:
+        check_model(path)
+    assert err.value.line == 7 and "adjustment -> gap -> adjustment" in err.value.message
+    assert "line 7" in err.value.message and "line 12" in err.value.message
 
 
 def test_unused_and_undocumented_constants(tmp_path):

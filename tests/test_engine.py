@@ -118,7 +118,7 @@ def test_generated_source_is_readable_python():
     engine = Engine(FIXTURES / "builtins.mdl")
     source = engine.source(varying=["birth rate"], columns=["Population"])
     assert source.startswith("def run_block(") and "for k in range(n_steps + 1):" in source
-    assert "population = population + time_step * (births - deaths)" in source
+    assert "v_population = v_population + v_time_step * (v_births - v_deaths)" in source
     compile(source, "<test>", "exec")
 
 

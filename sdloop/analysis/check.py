@@ -58,6 +58,7 @@ def check_model(path: str | Path) -> list[Problem]:
     problems = [Problem(e.file or str(path), e.line, e.variable, e.message)
                 for e in reference_problems(abstract, index)]
     structure = structure_from_abstract(path, abstract, index)
+    structure.require_valid()  # a file no engine can run: "cannot read" (exit 2), not a finding
     problems += structure_problems(structure)
     problems += check_units(structure)
     if not any("undefined name" in p.message or "unknown function" in p.message for p in problems):

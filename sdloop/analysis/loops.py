@@ -105,8 +105,18 @@ def causal_graph(structure: ModelStructure) -> nx.DiGraph:
             for sym in var.equation.free_symbols:
                 src = structure.by_symbol(sym)
                 if src is not None and src.name in graph:
-                    graph.add_edge(src.name, var.name, derivative=sympy.diff(var.equation, sym), sign=None)
+                    graph.add_edge(src.name, var.name, derivative=link_derivative(var.equation, sym), sign=None)
     return graph
+
+
+def link_derivative(expr: sympy.Expr, symbol: sympy.Symbol) -> sympy.Expr:
+    """d expr / d symbol; the derivatives sympy leaves unevaluated (of INTEGER's floor,
+    MODULO's steps) and the Dirac deltas of SIGN are zero wherever they are defined."""
+    derivative = sympy.diff(expr, symbol)
+    if derivative.has(sympy.Derivative, sympy.DiracDelta):
+        derivative = derivative.replace(lambda e: isinstance(e, (sympy.Derivative, sympy.DiracDelta)),
+                                        lambda e: sympy.Integer(0))
+    return derivative
 
 
 def _sign_of_values(values: np.ndarray) -> str | None:
@@ -153,7 +163,10 @@ def link_polarities(structure: ModelStructure, graph: nx.DiGraph, run: Trajector
         if isinstance(d, sympy.Number):
             polarity = "+" if d > 0 else "-" if d < 0 else None
         elif run is not None:
-            polarity = _sign_of_values(evaluate_along(d, structure, run))
+            try:
+                polarity = _sign_of_values(evaluate_along(d, structure, run))
+            except Exception:  # a derivative numpy cannot evaluate: the sign is decided below
+                polarity = None
         # inactive in this parameterization or run: the sign with every quantity positive
         links[src, dst] = Link(src, dst, polarity or _assumed_sign(data["derivative"]), d)
     return links

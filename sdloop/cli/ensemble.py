@@ -142,21 +142,13 @@ def simulate_engine(model_path: Path, layers, *, backend: str = "numpy", final_t
     engine, with one line saying why, when the C kernel cannot be built. Returns the frame,
     or None when only the generated code was printed (``--show-code``)."""
     from sdloop.engines.compiled import load_engine
-    from sdloop.errors import ModelFileError
+    from sdloop.engines.numpy_engine import engine_or_reasons
     from sdloop.engines.pysd_model import load_model
     from sdloop.experiments.overrides import merge
     from sdloop.structure.build import build_structure
 
-    structure = build_structure(model_path)
-    problems = [f"{model_path}:{u.line}: {u.variable}: {u.construct}" for u in structure.unsupported]
-    problems += [f"{model_path}:{structure[loop[0]].line}: {loop[0]}: simultaneous equations "
-                 + " -> ".join(loop + loop[:1]) for loop in structure.algebraic_loops]
-    engine = None
-    if not problems:
-        try:
-            engine = load_engine(structure, backend=backend, threads=threads)
-        except ModelFileError as exc:
-            problems.append(str(exc))
+    engine, problems = engine_or_reasons(build_structure(model_path),
+                                         lambda s: load_engine(s, backend=backend, threads=threads))
     if engine is None:
         for problem in problems:
             print(f"sdloop: the {backend} engine cannot compile {problem}", file=sys.stderr)

@@ -77,6 +77,11 @@ class _CGenerator:
         if len(set(self.ident.values())) != len(self.ident):
             dup = Counter(self.ident.values()).most_common(1)[0][0]
             raise CodegenError(f"two variables share the C name '{dup}'", file=structure.path)
+        for var in structure.variables.values():  # written by the structure layer; not yet in C
+            if var.non_negative or (var.initial is not None and var.kind in LOOP_KINDS):
+                what = "a non-negative stock" if var.non_negative else "ACTIVE INITIAL"
+                raise CodegenError(f"{what} is not in the C kernel yet", file=structure.path, line=var.line,
+                                   variable=var.vensim_name)
         self.init_order = _Generator(structure, frozenset(), ()).init_order()
         self.constants = [v for v in structure.variables.values() if v.kind in CONSTANT_KINDS]
         self.const_index = {v.symbol: i for i, v in enumerate(self.constants)}

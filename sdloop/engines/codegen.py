@@ -37,6 +37,9 @@ from sdloop.structure.expressions import TIME, LookupFunction, LookupSlope
 from sdloop.structure.build import ModelStructure
 
 CONSTANT_KINDS = ("constant", "control")
+# Every model variable is ``v_<symbol name>`` in the generated code, so that no Vensim name
+# (``where``, ``times``, ``exp``, ``n``) can shadow a name the code itself uses.
+VARIABLE_PREFIX = "v_"
 LOOP_KINDS = ("flow", "auxiliary")
 
 
@@ -106,6 +109,9 @@ class EnginePrinter(HoistingPrinter, NumPyPrinter):
                  fast_pow: bool = False) -> None:
         super().__init__(replacements, groups, settings={"fully_qualified_modules": False, "inline": True})
         self.fast_pow = fast_pow
+
+    def _print_Symbol(self, expr):
+        return "time" if expr == TIME else VARIABLE_PREFIX + expr.name
 
     def _print_Float(self, expr):
         return repr(float(expr))
@@ -221,7 +227,8 @@ class _Generator:
         self.s = structure
         self.varying = varying
         self.recorded = recorded
-        self.ident = {name: var.symbol.name for name, var in structure.variables.items()}
+        self.ident = {name: VARIABLE_PREFIX + var.symbol.name for name, var in structure.variables.items()}
+        self.key = {name: var.symbol.name for name, var in structure.variables.items()}
         self.kind = {name: var.kind for name, var in structure.variables.items()}
         self.constant_symbols = {v.symbol for v in structure.variables.values() if v.kind in CONSTANT_KINDS}
         self.varying_symbols = {structure.variables[n].symbol for n in varying}
@@ -237,7 +244,7 @@ class _Generator:
             var = s.variables[name]
             if var.kind in LOOP_KINDS or var.kind == "initial":
                 syms = var.equation.free_symbols
-                fixed = TIME not in syms and syms <= static
+                fixed = TIME not in syms and syms <= static and var.initial is None
                 if fixed or var.kind == "initial":  # INITIAL keeps its value at the initial time
                     static.add(var.symbol)
                     if not fixed or syms & static_varying:
@@ -249,7 +256,8 @@ class _Generator:
         for name in s.order:
             var = s.variables[name]
             syms = var.equation.free_symbols
-            if var.symbol not in static and syms <= static | {TIME} | set(timed) and not syms & static_varying:
+            if (var.symbol not in static and syms <= static | {TIME} | set(timed) and not syms & static_varying
+                    and var.initial is None):
                 timed[var.symbol] = name
         self.timed_vars = timed
 
@@ -260,7 +268,8 @@ class _Generator:
         for name, var in s.variables.items():
             if var.kind == "lookup":
                 continue
-            exprs = [var.initial, var.delay] if var.kind in ("stock", "delay_fixed") else [var.equation]
+            exprs = [var.initial, var.delay] if var.kind in ("stock", "delay_fixed") or var.initial is not None \
+                else [var.equation]
             deps = set()
             for expr in exprs:
                 if expr is not None:
@@ -335,7 +344,7 @@ class _Generator:
                  "    # constants (floats when uniform over the block, arrays of n when varying)"]
         for var in s.variables.values():
             if var.kind in CONSTANT_KINDS:
-                lines.append(f"    {ident[var.name]} = C[{ident[var.name]!r}]")
+                lines.append(f"    {ident[var.name]} = C[{self.key[var.name]!r}]")
         raw = EnginePrinter()
         lines.append("    # every variable at the initial time, in dependency order")
         lines.append("    time = times[0]")
@@ -343,8 +352,12 @@ class _Generator:
             var = s.variables[name]
             if var.kind in CONSTANT_KINDS:
                 continue
-            expr = var.initial if var.kind in ("stock", "delay_fixed") else var.equation
+            expr = var.initial if var.kind in ("stock", "delay_fixed") or var.initial is not None else var.equation
             lines.append(f"    {ident[name]} = {raw.doprint(expr)}")
+        if any(v.initial is not None and v.kind in LOOP_KINDS for v in s.variables.values()):
+            lines.append("    # ACTIVE INITIAL: stocks started from the initial values; now the equations at the initial time")
+            for name in s.order:
+                lines.append(f"    {ident[name]} = {raw.doprint(s.variables[name].equation)}")
         dynamic = self.needed([n for n in s.order if s.variables[n].symbol not in self.static])
         const, timed, counts = {}, {}, Counter()
         exprs = {n: s.variables[n].equation for n in dynamic}
@@ -358,16 +371,6 @@ class _Generator:
             lines.append("    # sub-expressions of constants only")
             for expr, temp in const.items():
                 lines.append(f"    {temp} = {raw.doprint(expr)}")
-        if timed:
-            lines.append("    # variables and sub-expressions of Time and uniform constants, over the whole time grid")
-            lines.append("    time = times")
-            on_grid = EnginePrinter({sym: f"_w_{sym.name}" for sym in self.timed_vars})
-            for sym, name in self.timed_vars.items():
-                if name in dynamic:
-                    lines.append(f"    _w_{sym.name} = broadcast_to({on_grid.doprint(s.variables[name].equation)}, "
-                                 "times.shape)")
-            for expr, temp in timed.items():
-                lines.append(f"    {temp} = broadcast_to({on_grid.doprint(expr)}, times.shape)")
         if pipes:
             lines.append("    # DELAY FIXED pipelines: slot k % order holds the value at step k")
             lines.append("    _runs = arange(n)")
@@ -377,11 +380,22 @@ class _Generator:
                              f".astype(int), (n,))")
                 lines.append(f"    _pipe_{x} = empty((int(_order_{x}.max()), n))")
                 lines.append(f"    _pipe_{x}[:] = {x}")
+        grid_vars = [name for sym, name in self.timed_vars.items()]
+        if timed or any(name in dynamic for name in grid_vars):
+            lines.append("    # variables and sub-expressions of Time and uniform constants, over the whole time grid")
+            lines.append("    time = times")
+            on_grid = EnginePrinter({sym: f"_w_{sym.name}" for sym in self.timed_vars})
+            for sym, name in self.timed_vars.items():  # every one, in evaluation order
+                lines.append(f"    _w_{sym.name} = broadcast_to({on_grid.doprint(s.variables[name].equation)}, "
+                             "times.shape)")
+            for expr, temp in timed.items():
+                lines.append(f"    {temp} = broadcast_to({on_grid.doprint(expr)}, times.shape)")
+            lines.append("    time = times[0]")
         replacements = {**const, **{expr: f"{temp}[k]" for expr, temp in timed.items()}}
         shared = {e for e, c in counts.items() if c > 1}
         outputs = [ident[n] for n in self.recorded]
-        for x in outputs:
-            lines.append(f"    out_{x} = out[{x!r}]")
+        for name in self.recorded:
+            lines.append(f"    out_{ident[name]} = out[{self.key[name]!r}]")
         stocks = [v for v in s.stocks]
         dt = ident[s.get("time step").name]
         lines += ["    n_steps = len(times) - 1",
@@ -395,7 +409,7 @@ class _Generator:
         for name in dynamic:
             expr = exprs[name]
             if s.variables[name].symbol in self.timed_vars:
-                body.append(f"    {ident[name]} = _w_{ident[name]}[k]")
+                body.append(f"    {ident[name]} = _w_{self.key[name]}[k]")
                 continue
             for sub in _shared_in(expr, shared, printer.replacements):
                 temp = f"_s{len([t for t in printer.replacements.values() if t.startswith('_s')])}"
@@ -414,9 +428,12 @@ class _Generator:
             if var.outflows:
                 net = f"{net} - " + " - ".join(ident[f] for f in var.outflows)
             x = ident[var.name]
-            body.append(f"{x} = {x} + {dt} * ({net})")
+            if var.non_negative:  # XMILE non-negative stock: clipped after each step, as PySD does
+                body.append(f"{x} = maximum({x} + {dt} * ({net}), 0.0)")
+            else:
+                body.append(f"{x} = {x} + {dt} * ({net})")
         lines += ["        " + line for line in body]
-        lines.append("    return {" + ", ".join(f"{ident[v.name]!r}: {ident[v.name]}" for v in stocks) + "}")
+        lines.append("    return {" + ", ".join(f"{self.key[v.name]!r}: {ident[v.name]}" for v in stocks) + "}")
         return "\n".join(lines) + "\n"
 
 
@@ -450,18 +467,36 @@ def fast_pow(base, exponent):
     return result
 
 
+def engine_namespace(structure: ModelStructure) -> dict:
+    """The names generated code uses: numpy functions, ``fast_pow`` and the model's lookups."""
+    namespace = {name: getattr(np, name) for name in (
+        "where", "minimum", "maximum", "exp", "log", "sqrt", "abs", "sign", "floor", "mod", "sin", "cos",
+        "tan", "arcsin", "arccos", "arctan", "sinh", "cosh", "tanh", "arcsinh", "arccosh", "arctanh", "log10", "log2",
+        "power", "ceil", "logical_and", "logical_or", "logical_not", "less", "less_equal",
+        "greater", "greater_equal", "equal", "not_equal", "broadcast_to", "rint", "empty", "arange", "nan",
+        "heaviside", "select", "isnan")}
+    namespace["fast_pow"] = fast_pow
+    namespace["e"] = np.e
+    namespace["pi"] = np.pi
+    namespace.update(lookup_namespace(structure))
+    return namespace
+
+
+def array_function(expr: sympy.Expr, symbols, namespace: dict):
+    """``expr`` as a numpy function of ``symbols`` (printed as the engine prints it)."""
+    printer = EnginePrinter()
+    args = ", ".join(printer.doprint(sym) for sym in symbols)
+    source = f"def _f({args}):\n    return {printer.doprint(expr)}\n"
+    scope = dict(namespace)
+    exec(compile(source, "<sdloop equation>", "exec"), scope)
+    return scope["_f"]
+
+
 def generate(structure: ModelStructure, varying=frozenset(), recorded=()) -> GeneratedCode:
     """The engine source for ``structure`` with the ``varying`` constants (names) as arrays."""
     structure.require_simulable()
     gen = _Generator(structure, frozenset(varying), tuple(recorded))
     source = gen.generate()
-    namespace = {name: getattr(np, name) for name in (
-        "where", "minimum", "maximum", "exp", "log", "sqrt", "abs", "sign", "floor", "mod", "sin", "cos",
-        "tan", "arcsin", "arccos", "arctan", "logical_and", "logical_or", "logical_not", "less", "less_equal",
-        "greater", "greater_equal", "equal", "not_equal", "broadcast_to", "rint", "empty", "arange", "nan")}
-    namespace["fast_pow"] = fast_pow
-    namespace["e"] = np.e
-    namespace["pi"] = np.pi
-    namespace.update(lookup_namespace(structure))
+    namespace = engine_namespace(structure)
     stocks = tuple(v.name for v in structure.stocks)
     return GeneratedCode(source, namespace, frozenset(varying), tuple(recorded), stocks)

@@ -44,7 +44,7 @@ class CompiledEquation:
     def __init__(self, expr: sympy.Expr, structure: ModelStructure) -> None:
         symbols = sorted(expr.free_symbols, key=lambda s: s.name)
         self.inputs = tuple(TIME_NAME if s == TIME else structure.by_symbol(s).name for s in symbols)
-        self._expr, self._symbols = expr, symbols
+        self._expr, self._symbols, self._structure = expr, symbols, structure
         self._scalar: Callable | None = None
         self._array: Callable | None = None
 
@@ -57,7 +57,10 @@ class CompiledEquation:
     def over(self, values: Mapping[str, np.ndarray], length: int) -> np.ndarray:
         """The equation at every time step, given an array per input."""
         if self._array is None:
-            self._array = sympy.lambdify(self._symbols, self._expr, modules=lambdify_modules([self._expr]))
+            from sdloop.engines.codegen import array_function, engine_namespace
+
+            namespace = {**engine_namespace(self._structure), **lambdify_modules([self._expr])[0]}
+            self._array = array_function(self._expr, self._symbols, namespace)
         with np.errstate(all="ignore"):
             out = self._array(*[values[n] for n in self.inputs])
         return np.broadcast_to(np.asarray(out, dtype=float), (length,)).copy()
@@ -75,7 +78,7 @@ class Evaluator:
                 self.equations[var.name] = CompiledEquation(var.equation, structure)
         self.initials = {
             v.name: CompiledEquation(v.initial, structure)
-            for v in structure.variables.values() if v.kind in ("stock", "delay_fixed")
+            for v in structure.variables.values() if v.kind in ("stock", "delay_fixed") or v.initial is not None
         }
 
     def run(self, overrides: Mapping[str, float] | None = None, final_time: float | None = None) -> Trajectory:
@@ -114,6 +117,8 @@ class Evaluator:
             for var in stocks:
                 net = sum(values[f] for f in var.inflows) - sum(values[f] for f in var.outflows)
                 values[var.name] = values[var.name] + dt * net
+                if var.non_negative:
+                    values[var.name] = max(values[var.name], 0.0)
         for name, arr in record.items():
             if not np.all(np.isfinite(arr)):
                 bad = int(np.argmin(np.isfinite(arr)))
@@ -153,7 +158,7 @@ class Evaluator:
                 raise ModelFileError("initial values depend on each other: " + " -> ".join(cycle + [name]),
                                      file=s.path, line=var.line, variable=var.vensim_name)
             visiting.append(name)
-            eq = self.initials[name] if var.kind in ("stock", "delay_fixed") else self.equations[name]
+            eq = self.initials[name] if name in self.initials else self.equations[name]
             for dep in eq.inputs:
                 value(dep)
             values[name] = eq(values)
@@ -163,6 +168,9 @@ class Evaluator:
         for var in s.variables.values():
             if var.kind != "lookup":
                 value(var.name)
+        if any(v.initial is not None and v.kind in ("flow", "auxiliary") for v in s.variables.values()):
+            for name in s.order:  # ACTIVE INITIAL: the equations at the initial time, stocks set
+                values[name] = self.equations[name](values)
         return values
 
     def evaluate(self, name: str, values: Mapping[str, np.ndarray], length: int) -> np.ndarray:

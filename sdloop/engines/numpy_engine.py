@@ -22,9 +22,36 @@ import numpy as np
 import pandas as pd
 
 from sdloop.engines.codegen import generate
-from sdloop.errors import OverrideError, SimulationError
+from sdloop.errors import ModelFileError, OverrideError, SdloopError, SimulationError
 from sdloop.lang.source import normalize, resolve_name
 from sdloop.structure.build import CONTROL, ModelStructure, build_structure
+
+class EngineError(ModelFileError):
+    """The engine cannot run this model (code generation, compilation or the generated code
+    failed); callers fall back to PySD with this one line."""
+
+
+def engine_or_reasons(model, make=None) -> tuple["Engine | None", list[str]]:
+    """An engine (``make(structure)``, default ``Engine``) that has compiled and run the model
+    once, or None and one line per reason it cannot (unsupported constructs with their lines,
+    simultaneous equations, code generation failures). A model file that cannot be read at
+    all still raises."""
+    structure = model if isinstance(model, ModelStructure) else build_structure(model)
+    path = structure.path
+    problems = [f"{path}:{u.line}: {u.variable}: {u.construct}" for u in structure.unsupported]
+    problems += [f"{path}:{structure[loop[0]].line}: {loop[0]}: simultaneous equations "
+                 + " -> ".join(loop + loop[:1]) for loop in structure.algebraic_loops]
+    if problems:
+        return None, problems
+    try:
+        engine = (make or Engine)(structure)
+        engine.run(n=1)
+    except (EngineError, SimulationError) as exc:
+        return None, [str(exc)]
+    except ModelFileError as exc:
+        return None, [str(exc)]
+    return engine, []
+
 
 RPREC = 1e-5  # PySD's relative precision of final and saved times (in TIME STEPs)
 DEFAULT_BLOCK = 4096  # runs integrated together; keeps the working set in cache
@@ -72,6 +99,12 @@ class Engine:
         self.path = s.path
         self.constants = [v.name for v in s.variables.values() if v.kind == "constant"]
         self.defaults = {v.name: float(v.equation) for v in s.variables.values() if v.kind == "constant"}
+        self.arrays: dict[str, list[str]] = {}  # a subscripted constant -> its elements
+        for name in self.constants:
+            var = s.variables[name]
+            if var.array is not None:
+                self.arrays.setdefault(var.array, []).append(name)
+        self.constants += [a for a in self.arrays if s.get(a) is None]
         self.control = {name: s.control(name) for name in CONTROL if s.get(name) is not None}
         own = [v.name for v in s.variables.values() if v.owner is None and v.kind not in ("lookup",)]
         controls = [s.get(n).name for n in CONTROL if s.get(n) is not None]
@@ -96,8 +129,14 @@ class Engine:
         return found
 
     def check(self, params: Mapping[str, object]) -> dict[str, object]:
-        """``params`` under the model's spelling (raises OverrideError before any run)."""
-        return {self.resolve(name, constants_only=True): value for name, value in params.items()}
+        """``params`` under the model's spelling (raises OverrideError before any run); a
+        subscripted constant's name sets each of its elements to the value given."""
+        checked: dict[str, object] = {}
+        for name, value in params.items():
+            name = self.resolve(name, constants_only=True)
+            for element in self.arrays.get(name, [name]) if name not in self.defaults else [name]:
+                checked[element] = value
+        return checked
 
     # time grid -----------------------------------------------------------
     def grid(self, final_time: float | None = None, time_step: float | None = None,
@@ -113,11 +152,16 @@ class Engine:
         return times, saved, rounded, dict(control)
 
     def _grid(self, final_time, time_step, saveper) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
-        control = {"initial time": self.control["initial time"],
-                   "final time": self.control["final time"] if final_time is None else float(final_time),
-                   "time step": self.control["time step"] if time_step is None else float(time_step),
-                   "saveper": self.control.get("saveper", self.control["time step"]) if saveper is None
-                   else float(saveper)}
+        given = {key: float(value) for key, value in (("final time", final_time), ("time step", time_step),
+                                                      ("saveper", saveper)) if value is not None}
+        s = self.structure
+        control = {"initial time": self.control["initial time"]}
+        for key in ("final time", "time step", "saveper"):
+            if key in given:
+                control[key] = given[key]
+            elif s.get(key) is not None:
+                control[key] = s.control(key, given)
+        control.setdefault("saveper", control["time step"])
         t0, t_end, dt, save = (control[k] for k in ("initial time", "final time", "time step", "saveper"))
         if not dt > 0:
             raise OverrideError("TIME STEP must be positive", file=self.path, variable="TIME STEP")
@@ -146,7 +190,12 @@ class Engine:
     def _function(self, varying: frozenset[str], recorded: tuple[str, ...]):
         key = (varying, recorded)
         if key not in self._compiled:
-            self._compiled[key] = generate(self.structure, varying, recorded).compile()
+            try:
+                self._compiled[key] = generate(self.structure, varying, recorded).compile()
+            except SdloopError:
+                raise
+            except Exception as exc:  # code generation or compilation: a limit of the engine
+                raise EngineError(f"code generation failed: {type(exc).__name__}: {exc}", file=self.path) from exc
         return self._compiled[key]
 
     def inputs(self, params: Mapping[str, object] | None, n: int | None, columns: Sequence[str] | None,
@@ -166,15 +215,15 @@ class Engine:
                 elif len(arr) != n:
                     raise OverrideError(f"{len(arr)} values given where the other parameters have {n}",
                                         variable=name)
-            values[name] = arr if arr.ndim else float(arr)
+            values[name] = arr if arr.ndim else np.float64(arr)
         n = 1 if n is None else int(n)
         times, saved, rounded, control = self.grid(final_time, time_step, saveper)
         constants: dict[str, float | np.ndarray] = {}
         for var in self.structure.variables.values():
             if var.kind == "constant":
-                constants[var.name] = values.get(var.name, self.defaults[var.name])
+                constants[var.name] = values.get(var.name, np.float64(self.defaults[var.name]))
             elif var.kind == "control":
-                constants[var.name] = control.get(normalize(var.name), self.control[normalize(var.name)])
+                constants[var.name] = np.float64(control.get(normalize(var.name), self.control[normalize(var.name)]))
         return RunInputs(n, recorded, constants, times, saved, rounded, control)
 
     def run(self, params: Mapping[str, object] | None = None, *, n: int | None = None,
@@ -200,7 +249,11 @@ class Engine:
                 stop = min(start + block_size, n)
                 block = {k: (v[start:stop] if isinstance(v, np.ndarray) else v) for k, v in C.items()}
                 views = {idents[name]: out[name][:, start:stop] for name in recorded}
-                stocks = function(block, call.times, save_steps, views, stop - start)
+                try:
+                    stocks = function(block, call.times, save_steps, views, stop - start)
+                except Exception as exc:  # a fault of the generated code, never of the user's input
+                    raise EngineError(f"the generated code failed: {type(exc).__name__}: {exc}",
+                                      file=self.path) from exc
                 for arr in stocks.values():
                     finite[start:stop] &= np.broadcast_to(np.isfinite(arr), (stop - start,))
         for arr in out.values():
@@ -214,11 +267,12 @@ class Engine:
         result = self.run(params, n=1, columns=columns, final_time=final_time, time_step=time_step,
                           saveper=saveper)
         frame = result.frame(0)
-        bad = ~np.isfinite(frame.to_numpy(dtype=float))
+        not_available = [c for c in frame.columns if c in self.defaults and np.isnan(self.defaults[c])]  # :NA:
+        bad = ~np.isfinite(frame.drop(columns=not_available).to_numpy(dtype=float))
         if bad.any():
             rows, cols = np.nonzero(bad)
             first = int(np.argmin(rows))
-            var = self.structure[frame.columns[cols[first]]]
+            var = self.structure[frame.drop(columns=not_available).columns[cols[first]]]
             raise SimulationError(f"became non-finite at time {frame.index[rows[first]]:g}",
                                   file=self.path, line=var.line, variable=var.name)
         return frame

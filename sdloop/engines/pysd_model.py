@@ -20,7 +20,7 @@ from typing import Iterator, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from sdloop.errors import ModelFileError, OverrideError, SimulationError
+from sdloop.errors import ModelFileError, OverrideError, SdloopError, SimulationError
 from sdloop.lang.source import SourceIndex, normalize, parse_model, read_text, resolve_name, split_equations
 
 CONTROL_NAMES = ("INITIAL TIME", "FINAL TIME", "TIME STEP", "SAVEPER")
@@ -81,25 +81,86 @@ def cache_dir() -> Path:
     return Path(os.environ.get("SDLOOP_CACHE", Path.home() / ".cache" / "sdloop"))
 
 
+def data_files(path: Path, abstract, index: SourceIndex) -> dict[str, Path]:
+    """Data files the model reads (GET XLS/DIRECT ..., subscript ranges from files), as
+    written -> resolved against the model's folder. ModelFileError (with the line) for a
+    file that does not exist."""
+    from sdloop.lang.source import _walk
+
+    found: dict[str, tuple[str, int | None]] = {}
+    for section in abstract.sections:
+        for rng in section.subscripts:
+            if isinstance(rng.subscripts, dict) and "file" in rng.subscripts:
+                found.setdefault(rng.subscripts["file"], (rng.name, index.line(rng.name)))
+        for element in section.elements:
+            for component in element.components:
+                for node in _walk(component.ast):
+                    name = getattr(node, "file", None)
+                    if isinstance(name, str) and type(node).__name__.startswith("Get"):
+                        found.setdefault(name, (element.name, index.line(element.name)))
+    files = {}
+    for name, (variable, line) in found.items():
+        if name.startswith("?"):
+            raise ModelFileError(f"data file alias '{name}' is not supported (write the file name)",
+                                 file=path, line=line, variable=variable)
+        resolved = (path.parent / name).resolve()
+        if not resolved.is_file():
+            raise ModelFileError(f"data file '{name}' not found in {path.parent.resolve()}",
+                                 file=path, line=line, variable=variable)
+        files[name] = resolved
+    return files
+
+
+def _require_valid(path: Path, abstract, index: SourceIndex) -> None:
+    """Refuse, with file and line, a model PySD would translate but cannot run (simultaneous
+    equations, infinite constants, initial values that depend on each other)."""
+    from sdloop.structure.build import structure_from_abstract
+
+    try:
+        structure = structure_from_abstract(path, abstract, index)
+    except Exception:  # a construct the structure layer does not know: PySD decides
+        return
+    structure.require_valid()
+
+
+def _staged_path(work: Path, name: str, depth: int) -> Path:
+    """Where a data file written as ``name`` goes in the translation folder (inside it)."""
+    return (work / "m" / Path(*["d"] * depth) / name).resolve()
+
+
 def translate(path: Path) -> Path:
     """Translate a model file to Python in the cache and return the ``.py`` path.
 
     The file is validated first (clear errors with line and variable). The cache key is
-    the file content and the PySD version, so an edited file is translated anew.
+    the file content, the contents of the data files it reads (resolved relative to the
+    model's folder, copied next to the translation) and the PySD version, so an edited
+    model or data file is translated anew.
     """
     text = read_text(path)
-    key = hashlib.sha256((pysd.__version__ + path.suffix + text).encode()).hexdigest()[:20]
+    abstract, index = parse_model(path)  # raises ModelFileError naming file, line and variable
+    files = data_files(path, abstract, index)
+    _require_valid(path, abstract, index)
+    digest = hashlib.sha256((pysd.__version__ + path.suffix + text).encode())
+    for name, resolved in sorted(files.items()):
+        digest.update(name.encode() + b"\0" + resolved.read_bytes())
+    key = digest.hexdigest()[:20]
     target = cache_dir() / f"{path.stem}-{key}"
-    translated = target / (path.stem + ".py")
+    depth = max((len(Path(n).parts) for n in files if not Path(n).is_absolute()), default=0)
+    translated = _staged_path(target, path.stem + ".py", depth) if files else target / (path.stem + ".py")
     if translated.exists():
         return translated
-    parse_model(path)  # raises ModelFileError naming file, line and variable
     target.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".translate-", dir=target.parent))
     try:
-        copy = work / path.name
+        copy = _staged_path(work, path.name, depth) if files else work / path.name
+        copy.parent.mkdir(parents=True, exist_ok=True)
         copy.write_text(text, encoding="utf-8")
-        with quiet_pysd():
+        for name, resolved in files.items():
+            if not Path(name).is_absolute():
+                staged = _staged_path(work, name, depth)
+                staged.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(resolved, staged)
+        with quiet_pysd(), np.errstate(all="ignore"):
             if path.suffix.lower() == ".mdl":
                 pysd.read_vensim(str(copy))
             else:
@@ -111,17 +172,31 @@ def translate(path: Path) -> Path:
     except ModelFileError:
         raise
     except Exception as exc:
-        raise ModelFileError(f"PySD could not translate the model: {exc}", file=path) from exc
+        message = _first_line(exc).replace(str(copy.parent), str(path.parent))
+        raise ModelFileError(f"PySD could not translate the model: {message}", file=path) from exc
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return translated
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
+    return lines[0].strip() if lines else type(exc).__name__
+
+
+def element_name(name: str, coords) -> str:
+    """PySD's column name of one element of an array: ``Name[a,b]``."""
+    return f"{name}[{','.join(str(c) for c in coords)}]"
 
 
 class Model:
     """A model file loaded for simulation.
 
     ``run(params)`` returns a DataFrame indexed by time with one column per variable,
-    under its Vensim name. Parameter names are checked against the model's constants.
+    under its Vensim name (``Name[a,b]`` for each element of a subscripted variable).
+    Parameter names are checked against the model's constants: an element of a
+    subscripted constant is set by its element name (``Growth[north]``), the whole array
+    by its name with one number or one value per element (in PySD's element order).
     """
 
     def __init__(self, path: str | Path) -> None:
@@ -132,37 +207,100 @@ class Model:
         else:
             self.index = parse_model(self.path)[1]
         self._translated = translated
-        with quiet_pysd():
-            self._pysd = pysd.load(str(translated))
+        with quiet_pysd(), np.errstate(all="ignore"):
+            try:
+                self._pysd = pysd.load(str(translated))
+            except Exception as exc:
+                message = _first_line(exc).replace(str(translated.parent), str(self.path.parent))
+                raise ModelFileError(f"PySD could not load the model: {message}", file=self.path) from exc
         self.lookups_accelerated = speed_up_lookups(self._pysd)
+        clock = self._pysd.time
+        self._own_control = {key: getattr(clock, key) for key in ("final_time", "time_step", "saveper")
+                             if callable(getattr(clock, key, None))}
         doc = self._pysd.doc
         self.doc = doc
         self._py_name = {normalize(real): py for real, py in zip(doc["Real Name"], doc["Py Name"])}
         self._real_name = dict(zip(doc["Py Name"], doc["Real Name"]))
         self.units = dict(zip(doc["Real Name"], doc["Units"].fillna("")))
-        self.constants = [
+        scalar_constants = [
             real for real, kind in zip(doc["Real Name"], doc["Type"])
             if kind == "Constant" and real.upper() not in CONTROL_NAMES
         ]
-        self.defaults = {name: self._constant_value(name) for name in self.constants}
-        self.control = {name: self._constant_value(name) for name in CONTROL_NAMES}
+        self.defaults: dict[str, float] = {}
+        self.arrays: dict[str, object] = {}  # array constant -> its default xarray.DataArray
+        self._element: dict[str, tuple[str, dict]] = {}  # element name -> (array, coords)
+        for name in scalar_constants:
+            value = self._component(name)
+            if getattr(value, "ndim", 0):
+                self.arrays[name] = value
+                for coords in _element_coords(value):
+                    element = element_name(name, coords.values())
+                    self._element[element] = (name, coords)
+                    self.defaults[element] = float(value.loc[coords])
+            else:
+                self.defaults[name] = float(value)
+        self.constants = list(self.defaults) + list(self.arrays)
+        self._variables = self._all_variables()
+        self.control = {name: self._control_value(name) for name in CONTROL_NAMES}
+        self._not_available = {normalize(eq.name) for eq in self.index.equations if ":NA:" in eq.text.upper()}
 
     # names ---------------------------------------------------------------
     @property
     def variables(self) -> list[str]:
         """Every variable's Vensim name."""
-        return [n for n in self.doc["Real Name"] if n != "Time"]
+        return self._variables
+
+    def _all_variables(self) -> list[str]:
+        """Real names, and ``Name[a,b]`` for every element of a subscripted variable."""
+        import itertools
+
+        names = []
+        ranges = getattr(self._pysd, "subscripts", {}) or {}
+        for real, dims in zip(self.doc["Real Name"], self.doc["Subscripts"]):
+            if real == "Time":
+                continue
+            names.append(real)
+            if isinstance(dims, (list, tuple)) and dims and all(d in ranges for d in dims):
+                names += [element_name(real, combo) for combo in itertools.product(*(ranges[d] for d in dims))]
+        return names
 
     def resolve(self, name: str, *, constants_only: bool = False, source: str | None = None,
                 line: int | None = None) -> str:
         """The model's Vensim spelling of ``name``; OverrideError with close matches if unknown."""
         return resolve_name(name, self.constants if constants_only else self.variables,
                             model_name=self.path.name, constants_only=constants_only,
-                            computed=normalize(name) in self._py_name, computed_line=self.index.line(name),
-                            source=source, line=line)
+                            computed=normalize(name.split("[")[0]) in self._py_name,
+                            computed_line=self.index.line(name), source=source, line=line)
 
-    def _constant_value(self, name: str) -> float:
-        return float(getattr(self._pysd.components, self._py_name[normalize(name)])())
+    def _component(self, name: str):
+        return getattr(self._pysd.components, self._py_name[normalize(name)])()
+
+    def _control_value(self, name: str) -> float | None:
+        """A control's value at the initial time (None when PySD cannot compute it yet)."""
+        try:
+            return float(self._component(name))
+        except Exception:  # a control computed from stocks or data
+            return None
+
+    def _pysd_params(self, values: Mapping[str, object]) -> dict[str, object]:
+        """PySD's params: scalars as they are, arrays rebuilt with element overrides."""
+        params: dict[str, object] = {}
+        arrays = {name: value.copy() for name, value in self.arrays.items()}
+        for name, value in values.items():
+            if name in self._element:
+                array, coords = self._element[name]
+                arrays[array].loc[coords] = float(value)
+            elif name in arrays:
+                given = np.asarray(value, dtype=float)
+                if given.ndim and given.size != arrays[name].size:
+                    raise OverrideError(f"{given.size} values given for {arrays[name].size} elements",
+                                        file=self.path, variable=name)
+                arrays[name][...] = given.reshape(arrays[name].shape) if given.ndim else float(given)
+            else:
+                params[self._py_name[normalize(name)]] = float(value)
+        for name, array in arrays.items():
+            params[self._py_name[normalize(name)]] = array
+        return params
 
     # running -------------------------------------------------------------
     def run(
@@ -174,28 +312,40 @@ class Model:
         time_step: float | None = None,
         saveper: float | None = None,
     ) -> pd.DataFrame:
-        """Simulate with ``params`` overriding constants; the model's own values elsewhere."""
-        values = dict(self.defaults)
+        """Simulate with ``params`` overriding constants; the model's own values elsewhere.
+
+        FINAL TIME, TIME STEP and SAVEPER are the model's own (computed ones included)
+        unless given here.
+        """
+        values: dict[str, object] = dict(self.defaults)
         for name, value in (params or {}).items():
-            values[self.resolve(name, constants_only=True)] = float(value)
+            values[self.resolve(name, constants_only=True)] = value
         wanted = [self.resolve(c) for c in columns] if columns else None
-        final = self.control["FINAL TIME"] if final_time is None else float(final_time)
-        if final <= self.control["INITIAL TIME"]:
+        initial = self.control["INITIAL TIME"]
+        if final_time is not None and initial is not None and float(final_time) <= initial:
             raise OverrideError(
-                f"final time {final:g} is not after the initial time {self.control['INITIAL TIME']:g}",
+                f"final time {float(final_time):g} is not after the initial time {initial:g}",
                 file=self.path, variable="FINAL TIME")
+        control = {key: float(value) for key, value in
+                   (("final_time", final_time), ("time_step", time_step), ("saveper", saveper))
+                   if value is not None}
+        clock = self._pysd.time
+        clock._set_control_vars(**self._own_control)  # no earlier run's control values
+        clock._control_vars_tracker.clear()
         with quiet_pysd(), np.errstate(all="ignore"):
             try:
                 frame = self._pysd.run(
-                    params={self._py_name[normalize(k)]: v for k, v in values.items()},
+                    params=self._pysd_params(values),
                     return_columns=wanted,
-                    final_time=final,
-                    time_step=self.control["TIME STEP"] if time_step is None else time_step,
-                    saveper=self.control["SAVEPER"] if saveper is None else saveper,
                     initial_condition="original",
+                    **control,
                 )
             except ArithmeticError as exc:  # division by zero, overflow in Python floats
                 raise self._arithmetic_error(exc) from exc
+            except SdloopError:
+                raise
+            except Exception as exc:
+                raise SimulationError(f"PySD failed during the run: {_first_line(exc)}", file=self.path) from exc
         frame.index.name = "time"
         frame = frame.rename(columns=lambda c: self._real_name.get(c, c))
         self._check_finite(frame)
@@ -216,6 +366,7 @@ class Model:
 
     def _check_finite(self, frame: pd.DataFrame) -> None:
         numeric = frame.select_dtypes("number")
+        numeric = numeric[[c for c in numeric.columns if normalize(c.split("[")[0]) not in self._not_available]]
         bad = ~np.isfinite(numeric.to_numpy(dtype=float))
         if bad.any():
             rows, cols = np.nonzero(bad)
@@ -225,6 +376,14 @@ class Model:
                 f"became non-finite at time {numeric.index[rows[first]]:g}",
                 file=self.path, line=self.index.line(variable), variable=variable,
             )
+
+
+def _element_coords(array) -> list[dict]:
+    """Coordinates of every element of an xarray.DataArray, in its own order."""
+    import itertools
+
+    dims = list(array.dims)
+    return [dict(zip(dims, combo)) for combo in itertools.product(*(list(array.coords[d].values) for d in dims))]
 
 
 _MODELS: dict[tuple[Path, float], Model] = {}

@@ -18,13 +18,21 @@ from typing import Iterator
 from sdloop.errors import ModelFileError
 
 SKETCH_MARKER = "\\\\\\---///"
+# Vensim writes the sketch marker with three backslashes; some files carry two.
+SKETCH_PATTERN = re.compile(r"^\\{2,3}---///", re.MULTILINE)
+MACRO_START = re.compile(r"^\s*:MACRO:\s*(?P<name>[^(\n]+?)\s*\((?P<params>[^)]*)\)", re.MULTILINE)
+MACRO_END = re.compile(r"^\s*:END OF MACRO:\s*$", re.MULTILINE)
 # Names PySD provides to every model without an equation in the file.
 BUILTIN_NAMES = frozenset({"time", "initial time", "final time", "time step", "saveper"})
 
 
 def normalize(name: str) -> str:
-    """Vensim treats names case-insensitively, with spaces and underscores alike."""
-    return re.sub(r"[\s_]+", " ", name.strip().strip('"')).lower()
+    """Vensim treats names case-insensitively, with spaces and underscores alike.
+
+    Spaces next to the brackets and commas of an element name (``Pop[north, a]``) do not count.
+    """
+    name = re.sub(r"[\s_]+", " ", name.strip().strip('"')).lower()
+    return re.sub(r"\s*([\[\],])\s*", r"\1", name) if "[" in name else name
 
 
 def resolve_name(name: str, pool: list[str], *, model_name: str, constants_only: bool = False,
@@ -56,13 +64,21 @@ def resolve_name(name: str, pool: list[str], *, model_name: str, constants_only:
 
 @dataclass(frozen=True)
 class Equation:
-    """One equation of a Vensim file as written: ``text ~ units ~ comment |``."""
+    """One equation of a Vensim file as written: ``text ~ units ~ comment |``.
+
+    ``subscripts`` is the text between the brackets on the left (``""`` when none, with
+    any ``:EXCEPT:`` part); ``macro`` names the macro the equation belongs to (None in the
+    model itself); ``range`` says the equation defines a subscript range.
+    """
 
     name: str
     line: int
     text: str
     units: str
     comment: str
+    subscripts: str = ""
+    macro: str | None = None
+    range: bool = False
 
 
 def _line_of(text: str, offset: int) -> int:
@@ -71,33 +87,84 @@ def _line_of(text: str, offset: int) -> int:
 
 def _lhs_name(equation: str) -> str:
     """The variable name on the left of an equation or lookup definition."""
-    match = re.match(r"\s*(\"[^\"]+\"|[^=(\[:]+)", equation)
-    return match.group(1).strip().strip('"') if match else equation.strip()[:40]
+    match = re.match(r'\s*("(?:[^"\\]|\\.)+"|[^=(\[:~]+)', equation)
+    name = match.group(1).strip() if match else equation.strip()[:40]
+    return name[1:-1] if len(name) > 1 and name[0] == name[-1] == '"' else name
+
+
+def _lhs_subscripts(equation: str, name_end: int) -> str:
+    """The subscripts written on the left, ``:EXCEPT:`` included (normalized spacing)."""
+    head = equation[name_end:]
+    match = re.match(r"\s*(\[[^\]]*\](?:\s*:EXCEPT:\s*(?:\[[^\]]*\]\s*,?\s*)+)?)", head, re.IGNORECASE)
+    return re.sub(r"\s+", " ", match.group(1)).strip().lower() if match else ""
+
+
+def model_body(text: str) -> str:
+    """The equations part of a Vensim file: everything before the sketch marker."""
+    found = SKETCH_PATTERN.search(text)
+    return text if found is None else text[:found.start()]
+
+
+def _chunks(body: str, start: int) -> Iterator[tuple[int, str]]:
+    """(offset, text, terminated) of each ``|``-terminated chunk (and of trailing text without
+    one); a ``|`` inside a quoted name is kept."""
+    i, chunk_start, quoted, field = start, start, False, 0
+    n = len(body)
+    while i < n:
+        c = body[i]
+        if c == "\\" and quoted:
+            i += 2
+            continue
+        if c == '"' and field == 0:
+            quoted = not quoted
+        elif c == "~" and not quoted:
+            field += 1
+        elif c == "|" and not quoted:
+            yield chunk_start, body[chunk_start:i], True
+            chunk_start, field = i + 1, 0
+        i += 1
+    if body[chunk_start:].strip():
+        yield chunk_start, body[chunk_start:], False
 
 
 def split_equations(path: Path, text: str) -> list[Equation]:
     """Split Vensim text into equations, each with the line its name stands on.
 
     Raises ModelFileError for an equation that is not terminated by ``|`` (detected as
-    one chunk holding two equations' worth of ``~`` separators).
+    one chunk holding two equations' worth of ``~`` separators) and for a variable (or
+    subscripted element) defined twice.
     """
-    body_end = text.find(SKETCH_MARKER)
-    body = text if body_end < 0 else text[:body_end]
-    if body.lstrip().startswith("{UTF-8}"):
-        start = body.index("{UTF-8}") + len("{UTF-8}")
-    else:
-        start = 0
+    body = model_body(text)
+    start = body.index("{UTF-8}") + len("{UTF-8}") if body.lstrip().startswith("{UTF-8}") else 0
     equations: list[Equation] = []
-    for chunk_match in re.finditer(r"[^|]+", body[start:]):
-        chunk = chunk_match.group(0)
+    macro: str | None = None
+    seen: dict[tuple, Equation] = {}
+    for chunk_start, chunk, terminated in _chunks(body, start):
+        # macro markers stand on their own lines before an equation
+        while True:
+            stripped = chunk.lstrip()
+            lead = len(chunk) - len(stripped)
+            found_start = MACRO_START.match(stripped)
+            found_end = MACRO_END.match(stripped.split("\n", 1)[0]) if stripped.startswith(":END") else None
+            if found_start:
+                macro = found_start.group("name").strip()
+                cut = lead + found_start.end()
+            elif found_end:
+                macro = None
+                cut = lead + len(stripped.split("\n", 1)[0])
+            else:
+                break
+            chunk_start, chunk = chunk_start + cut, chunk[cut:]
         if not chunk.strip():
             continue
-        offset = start + chunk_match.start() + (len(chunk) - len(chunk.lstrip()))
+        offset = chunk_start + (len(chunk) - len(chunk.lstrip()))
         if chunk.strip().startswith("*") or chunk.strip().startswith(":"):
-            continue  # group separator (****** .Control ******) or :MACRO: keywords
+            continue  # group separator (****** .Control ******)
         parts = chunk.split("~")
         line = _line_of(text, offset)
         name = _lhs_name(parts[0])
+        if len(parts) == 4 and parts[3].strip().upper() in (":SUPPLEMENTARY", ""):
+            parts = parts[:3]
         if len(parts) > 3:
             next_line = _next_equation_line(text, offset, parts)
             raise ModelFileError(
@@ -105,15 +172,33 @@ def split_equations(path: Path, text: str) -> list[Equation]:
                 + (f" (the next equation starts on line {next_line})" if next_line else ""),
                 file=path, line=line, variable=name,
             )
+        if not terminated and not MACRO_END.match(chunk.strip()):
+            raise ModelFileError("the last equation is not terminated by '|'", file=path, line=line,
+                                 variable=name)
         if len(parts) < 2:
             raise ModelFileError(
                 "equation has no '~ units ~ comment' part before '|'",
                 file=path, line=line, variable=name,
             )
+        lhs = parts[0].strip()
+        name_end = lhs.find(name) + len(name) + (2 if lhs.startswith('"') else 0)
+        is_range = bool(re.match(r'\s*("[^"]+"|[^=(\[:]+):(?!=)', lhs)) and "=" not in lhs.split(":", 1)[0]
+        subs = "" if is_range else _lhs_subscripts(lhs, name_end)
         units = parts[1].strip()
         comment = parts[2].strip() if len(parts) > 2 else ""
-        equations.append(Equation(name, line, parts[0].strip(), units, comment))
+        eq = Equation(name, line, lhs, units, comment, subs, macro, is_range)
+        key = (macro, normalize(name), subs, is_range)
+        if key in seen and not _is_lookup_pair(seen[key], eq):
+            raise ModelFileError(f"defined twice (lines {seen[key].line} and {line})",
+                                 file=path, line=line, variable=name)
+        seen[key] = eq
+        equations.append(eq)
     return equations
+
+
+def _is_lookup_pair(first: Equation, second: Equation) -> bool:
+    """Vensim allows a data variable to be declared and then given a data equation."""
+    return not first.text.replace(first.name, "", 1).strip() or not second.text.replace(second.name, "", 1).strip()
 
 
 def _next_equation_line(text: str, offset: int, parts: list[str]) -> int | None:
@@ -129,25 +214,44 @@ def _next_equation_line(text: str, offset: int, parts: list[str]) -> int | None:
 
 
 class SourceIndex:
-    """Where each variable of a model file is defined: name -> (Vensim name, line)."""
+    """Where each variable of a model file is defined: name -> (Vensim name, line).
+
+    A name with subscripts (``pop[north]``) finds its variable's first equation; macro
+    equations are found only when the model itself has no variable of that name.
+    """
 
     def __init__(self, path: Path, equations: list[Equation]) -> None:
         self.path = path
         self.equations = equations
-        self._by_name = {normalize(eq.name): eq for eq in equations}
+        self._by_name: dict[str, Equation] = {}
+        self._all: dict[str, list[Equation]] = {}
+        for eq in sorted(equations, key=lambda e: e.macro is not None):
+            if eq.range:
+                continue
+            self._by_name.setdefault(normalize(eq.name), eq)
+            if eq.macro is None:
+                self._all.setdefault(normalize(eq.name), []).append(eq)
+
+    @staticmethod
+    def _key(name: str) -> str:
+        return normalize(name.split("[", 1)[0]) if "[" in name and not name.startswith('"') else normalize(name)
 
     def __contains__(self, name: str) -> bool:
-        return normalize(name) in self._by_name
+        return self._key(name) in self._by_name
 
     def get(self, name: str) -> Equation | None:
-        return self._by_name.get(normalize(name))
+        return self._by_name.get(self._key(name))
 
     def line(self, name: str) -> int | None:
         eq = self.get(name)
         return eq.line if eq else None
 
+    def definitions(self, name: str) -> list[Equation]:
+        """Every equation of the model (not its macros) defining ``name``, in file order."""
+        return self._all.get(self._key(name), [])
+
     def names(self) -> list[str]:
-        return [eq.name for eq in self.equations]
+        return [eq.name for eq in self.equations if eq.macro is None and not eq.range]
 
 
 def read_text(path: Path) -> str:
@@ -160,6 +264,18 @@ def read_text(path: Path) -> str:
 
 
 def _xmile_index(path: Path, text: str) -> SourceIndex:
+    """Where each XMILE variable is defined; ModelFileError for a file that is not XMILE."""
+    import xml.etree.ElementTree as ET
+
+    if not text.strip():
+        raise ModelFileError("the file is empty (expected an XMILE model)", file=path)
+    try:
+        root = ET.fromstring(text.encode("utf-8"))
+    except ET.ParseError as exc:
+        line = exc.position[0] if getattr(exc, "position", None) else None
+        raise ModelFileError(f"not an XML file: {exc}", file=path, line=line) from None
+    if not root.tag.endswith("xmile"):
+        raise ModelFileError(f"not an XMILE file (the root element is <{root.tag.split('}')[-1]}>)", file=path)
     equations = []
     for match in re.finditer(r'<(stock|flow|aux|gf)\s+name="([^"]+)"', text):
         name = match.group(2).replace("\\n", " ")
@@ -185,6 +301,10 @@ def parse_model(path: str | Path, *, check_names: bool = True):
             index = SourceIndex(path, split_equations(path, text))
             for eq in index.equations:
                 _parse_one(path, eq)
+            missing = [n.upper() for n in ("initial time", "final time", "time step") if n not in index]
+            if missing:
+                raise ModelFileError(f"the model defines no {', '.join(missing)} (the control section is missing)",
+                                     file=path)
             from pysd.translators.vensim.vensim_file import VensimFile
 
             reader = VensimFile(path)
@@ -216,7 +336,7 @@ def _parse_one(path: Path, eq: Equation) -> None:
     """Parse one equation with PySD's grammar; raise ModelFileError at its line."""
     from pysd.translators.vensim.vensim_element import Component, Element
 
-    cleaned = re.sub(r"[\n\t\s]+", " ", re.sub(r"\\\n\t", " ", eq.text))
+    cleaned = re.sub(r"\s+", " ", re.sub(r"\\\s*\n", " ", eq.text))
     try:
         element = Element(cleaned, eq.units, eq.comment).parse()
         if isinstance(element, Component):
@@ -255,10 +375,21 @@ def reference_problems(abstract, index: SourceIndex) -> list[ModelFileError]:
     from pysd.builders.python.python_functions import functionspace
     from pysd.translators.structures.abstract_expressions import CallStructure, ReferenceStructure
 
-    defined = {normalize(el.name) for sec in abstract.sections for el in sec.elements}
+    main = [sec for sec in abstract.sections if sec.name == "__main__"] or abstract.sections[:1]
+    defined = {normalize(el.name) for sec in main for el in sec.elements}
     defined |= BUILTIN_NAMES
+    for sec in main:
+        for rng in sec.subscripts:
+            defined.add(normalize(rng.name))
+            if isinstance(rng.subscripts, list):
+                defined |= {normalize(e) for e in rng.subscripts}
+    macros = {normalize(sec.name) for sec in abstract.sections if sec not in main}
     problems: list[ModelFileError] = []
     for section in abstract.sections:
+        known = defined | macros
+        if section not in main:
+            known = known | {normalize(el.name) for el in section.elements} | {
+                normalize(p) for p in list(section.params) + list(section.returns)}
         for element in section.elements:
             line = index.line(element.name)
             for component in element.components:
@@ -267,14 +398,14 @@ def reference_problems(abstract, index: SourceIndex) -> list[ModelFileError]:
                     if isinstance(node, CallStructure) and isinstance(node.function, ReferenceStructure):
                         fname = node.function.reference
                         called.add(id(node.function))
-                        if normalize(fname) not in defined and fname not in functionspace:
+                        if normalize(fname) not in known and fname not in functionspace:
                             problems.append(ModelFileError(
                                 f"unknown function '{fname.upper()}'",
                                 file=index.path, line=line, variable=element.name,
                             ))
                 for node in _walk(component.ast):
                     if isinstance(node, ReferenceStructure) and id(node) not in called:
-                        if normalize(node.reference) not in defined:
+                        if normalize(node.reference) not in known:
                             problems.append(ModelFileError(
                                 f"undefined name '{_as_written(index, element.name, node.reference)}'",
                                 file=index.path, line=line, variable=element.name,

@@ -12,12 +12,14 @@ variable (a pipeline of TIME STEP slots). Constructs sdloop cannot write out are
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Mapping
 
 import networkx as nx
+import numpy as np
 import sympy
 
 from sdloop.errors import ModelFileError
@@ -25,10 +27,12 @@ from sdloop.structure.expressions import (
     LookupFunction,
     Translator,
     make_lookup,
+    make_unsupported,
     number,
     symbol_for,
 )
 from sdloop.lang.source import SourceIndex, normalize, parse_model
+from sdloop.structure.subscripts import Ranges, SubscriptError, element_name
 
 CONTROL = ("initial time", "final time", "time step", "saveper")
 DYNAMIC_KINDS = frozenset({"flow", "auxiliary"})
@@ -43,6 +47,10 @@ class Variable:
     delay_fixed variable. ``initial`` is a stock's (or delay_fixed's) initial value;
     ``delay`` a delay_fixed's delay time. ``owner`` names the Vensim variable whose
     SMOOTH/DELAY/TREND/INITIAL created a written-out variable (None for the file's own).
+    An auxiliary with an ``initial`` (ACTIVE INITIAL) takes that value while initial
+    values are computed. One element of a subscripted variable has ``array`` (the Vensim
+    name) and ``coords`` (one element per dimension); its ``name`` is ``array[a,b]``.
+    ``non_negative`` (XMILE stocks) clips the stock at zero after each step.
     """
 
     name: str
@@ -58,6 +66,9 @@ class Variable:
     delay: sympy.Expr | None = None
     owner: str | None = None
     lookup: type[LookupFunction] | None = None
+    array: str | None = None
+    coords: tuple[str, ...] = ()
+    non_negative: bool = False
 
     @property
     def vensim_name(self) -> str:
@@ -74,7 +85,11 @@ class UnsupportedConstruct:
 
 @dataclass(frozen=True)
 class ModelStructure:
-    """A model's variables, evaluation order and what could not be represented."""
+    """A model's variables, evaluation order and what could not be represented.
+
+    ``ranges`` maps each subscript range to its elements (subscripted variables are
+    written out element by element, see ``sdloop.structure.subscripts``).
+    """
 
     path: Path
     variables: Mapping[str, Variable]
@@ -82,6 +97,7 @@ class ModelStructure:
     unsupported: tuple[UnsupportedConstruct, ...] = ()
     algebraic_loops: tuple[tuple[str, ...], ...] = ()
     time_units: str = ""
+    ranges: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     _by_key: Mapping[str, str] = field(default_factory=dict, repr=False)
     _by_symbol: Mapping[sympy.Symbol, str] = field(default_factory=dict, repr=False)
 
@@ -135,12 +151,19 @@ class ModelStructure:
         found = (self.by_symbol(s) for s in used)
         return tuple(sorted(v.name for v in found if v is not None))
 
-    def control(self, name: str) -> float:
-        """Numeric value of INITIAL TIME, FINAL TIME, TIME STEP or SAVEPER."""
+    def control(self, name: str, given: Mapping[str, float] | None = None) -> float:
+        """Numeric value of INITIAL TIME, FINAL TIME, TIME STEP or SAVEPER (or of any variable
+        computed from constants), with ``given`` values (normalized name -> value) taking
+        precedence, so that ``SAVEPER = TIME STEP`` follows a TIME STEP given for the run."""
+        given = given or {}
+        if normalize(name) in given:
+            return float(given[normalize(name)])
         var = self.get(name)
         if var is None:
             raise ModelFileError(f"the model defines no {name.upper()}", file=self.path)
-        values = {s: number(self.control(self.by_symbol(s).name)) for s in var.equation.free_symbols
+        if var.equation is None:
+            raise ModelFileError(f"{name.upper()} is not a number", file=self.path, line=var.line, variable=var.name)
+        values = {s: number(self.control(self.by_symbol(s).name, given)) for s in var.equation.free_symbols
                   if self.by_symbol(s) is not None}
         try:
             return float(var.equation.subs(values))
@@ -160,6 +183,47 @@ class ModelStructure:
                 raise ModelFileError(f"'{name}' is not a constant of the model", file=self.path)
             values[var.symbol] = float(value)
         return values
+
+    def require_valid(self) -> None:
+        """Raise ModelFileError for what makes the file unusable whatever the engine:
+        simultaneous equations without a stock, a constant or initial value that is
+        infinite, initial values that depend on each other."""
+        if self.algebraic_loops:
+            loop = self.algebraic_loops[0]
+            lines = ", ".join(f"{n} line {self[n].line}" for n in loop if self[n].line)
+            raise ModelFileError("simultaneous equations without a stock: " + " -> ".join(loop + loop[:1])
+                                 + (f" ({lines})" if lines else ""),
+                                 file=self.path, line=self[loop[0]].line, variable=self[loop[0]].vensim_name)
+        for var in self.variables.values():
+            expr = var.equation if var.kind in ("constant", "control") else var.initial
+            if expr is not None and expr.is_number and expr in (sympy.oo, -sympy.oo, sympy.zoo):
+                what = "value" if var.kind in ("constant", "control") else "initial value"
+                raise ModelFileError(f"the {what} is infinite", file=self.path, line=var.line,
+                                     variable=var.vensim_name)
+        cycle = self.initial_cycle()
+        if cycle:
+            var = self[cycle[0]]
+            raise ModelFileError("initial values depend on each other: " + " -> ".join(cycle + cycle[:1]),
+                                 file=self.path, line=var.line, variable=var.vensim_name)
+
+    def initial_cycle(self) -> tuple[str, ...]:
+        """Variables whose initial values depend on each other (empty when there are none)."""
+        graph = nx.DiGraph()
+        for var in self.variables.values():
+            if var.kind == "lookup":
+                continue
+            exprs = [var.initial, var.delay] if var.kind in ("stock", "delay_fixed") or var.initial is not None \
+                else [var.equation]
+            graph.add_node(var.name)
+            for expr in exprs:
+                for sym in (expr.free_symbols if expr is not None else ()):
+                    src = self.by_symbol(sym)
+                    if src is not None:
+                        graph.add_edge(src.name, var.name)
+        try:
+            return tuple(edge[0] for edge in nx.find_cycle(graph))
+        except nx.NetworkXNoCycle:
+            return ()
 
     def require_simulable(self) -> None:
         """Raise ModelFileError for the first unsupported construct or algebraic loop."""
@@ -184,11 +248,118 @@ class _Builder:
         self.unsupported: list[UnsupportedConstruct] = []
         self.counter: dict[str, int] = {}
         self.current: tuple[str, str, str, int | None] = ("", "", "", None)
+        self.ranges: Ranges | None = None
+        self.macro_stocks: list[tuple[str, sympy.Expr]] = []
+        self.delays: list[tuple[str, int, sympy.Expr]] = []
+        self._keys: dict[str, str] = {}
 
     def add(self, var: Variable) -> None:
-        if normalize(var.name) in {normalize(n) for n in self.variables}:
-            raise ModelFileError("variable defined twice", file=self.path, line=var.line, variable=var.name)
+        key = normalize(var.name)
+        if key in self._keys:
+            first = self.variables[self._keys[key]]
+            lines = f" (lines {first.line} and {var.line})" if first.line and var.line else ""
+            raise ModelFileError(f"defined twice{lines}", file=self.path, line=var.line, variable=var.name)
+        self._keys[key] = var.name
         self.variables[var.name] = var
+
+    def macro_expander(self, section, translator: Translator):
+        """A callback writing out one call of a macro: its variables, named after the caller."""
+        params = [normalize(p) for p in section.params]
+        returns = normalize(section.name)
+
+        def expand(fname: str, args: list, owner: str) -> sympy.Expr:
+            from pysd.translators.structures import abstract_expressions as ax
+
+            if len(args) != len(params):
+                return translator._unsupported(f"{fname} with {len(args)} arguments", args)
+            n = self.counter[owner] = self.counter.get(owner, 0) + 1
+            prefix = f"{owner} [{section.name.upper()} {n}]"
+            local = dict(zip(params, args))
+            names = {normalize(el.name): f"{prefix} {el.name}" for el in section.elements}
+            for key, name in names.items():
+                local[key] = symbol_for(name)
+            inner = Translator(translator.lookups, self.stateful, translator.ranges, translator.variables,
+                               translator.macros)
+            inner.unsupported = translator.unsupported
+            inner.local = local
+            saved = self.current
+            for el in section.elements:
+                name = names[normalize(el.name)]
+                self.current = (name, el.units or "", saved[2], saved[3])
+                ast = el.components[0].ast
+                if isinstance(ast, ax.IntegStructure):
+                    net = inner.translate(ast.flow, name)
+                    self.add(Variable(name, "stock", symbol_for(name), net, el.units or "", saved[2], saved[3],
+                                      initial=inner.translate(ast.initial, name), owner=saved[0]))
+                    self.macro_stocks.append((name, net))
+                else:
+                    expr = inner.translate(ast, name)
+                    if name not in self.variables:
+                        self.add(Variable(name, "auxiliary", symbol_for(name), expr, el.units or "", saved[2],
+                                          saved[3], owner=saved[0]))
+            self.current = saved
+            key = returns if returns in names else (normalize(section.returns[0]) if section.returns else None)
+            if key not in names:
+                return translator._unsupported(f"macro {fname} without a return value", args)
+            return symbol_for(names[key])
+
+        return expand
+
+    def static_value(self, expr: sympy.Expr) -> float | None:
+        """The value of an expression of constants and controls only (None otherwise)."""
+        for _ in range(30):
+            if not expr.free_symbols:
+                try:
+                    return float(expr)
+                except TypeError:
+                    return None
+            subs = {}
+            for sym in expr.free_symbols:
+                var = next((v for v in self.variables.values() if v.symbol == sym), None)
+                if var is None or var.kind not in ("constant", "control", "auxiliary") or var.equation is None:
+                    return None
+                subs[sym] = var.equation
+            expr = expr.xreplace(subs)
+        return None
+
+    def reduce_delays(self) -> None:
+        """DELAY1/3/N with delay time below order x TIME STEP run with fewer stages, as in PySD
+        (the order is fixed from the delay time at the initial time, when it is a constant)."""
+        step = next((v for v in self.variables.values() if normalize(v.name) == "time step"), None)
+        dt = self.static_value(step.symbol) if step is not None else None
+        for prefix, order, T in self.delays:
+            value = self.static_value(T)
+            if dt is None or value is None or order * dt <= value:
+                continue
+            reduced = order
+            while reduced * dt > value and reduced > 0:
+                reduced -= 1
+            if reduced < 1:
+                var = self.variables[f"{prefix} (flow 1)"]
+                self.unsupported.append(UnsupportedConstruct(var.vensim_name, var.line,
+                                                             "DELAY with a delay time below TIME STEP"))
+                continue
+            self._rebuild_delay(prefix, order, reduced, T)
+
+    def _rebuild_delay(self, prefix: str, order: int, reduced: int, T: sympy.Expr) -> None:
+        old_out = symbol_for(f"{prefix} (flow {order})")
+        new_out = symbol_for(f"{prefix} (flow {reduced})")
+        for k in range(reduced + 1, order + 1):
+            for kind in ("stage", "flow"):
+                name = f"{prefix} ({kind} {k})"
+                del self.variables[name]
+                del self._keys[normalize(name)]
+        for k in range(1, reduced + 1):
+            flow = self.variables[f"{prefix} (flow {k})"]
+            stage = symbol_for(f"{prefix} (stage {k})")
+            stock = self.variables[f"{prefix} (stage {k})"]
+            self.variables[flow.name] = replace(flow, equation=stage * reduced / T)
+            self.variables[stock.name] = replace(stock, initial=stock.initial * order / reduced)
+        for name, var in list(self.variables.items()):
+            fields = {f: getattr(var, f).xreplace({old_out: new_out}) for f in ("equation", "initial", "delay")
+                      if getattr(var, f) is not None and old_out in getattr(var, f).free_symbols}
+            if fields:
+                self.variables[name] = replace(var, **fields)
 
     def synthetic(self, name: str, kind: str, equation, units: str = "", **extra) -> sympy.Symbol:
         owner, _, comment, line = self.current
@@ -206,6 +377,11 @@ class _Builder:
             if top:
                 return self._own(kind="initial", equation=args["initial"])
             return self.synthetic(f"{prefix} (initial)", "initial", args["initial"], units)
+        if kind == "ActiveInitial":
+            if top:
+                return self._own(kind="auxiliary", equation=args["expr"], initial=args["initial"])
+            return self.synthetic(f"{prefix} (active initial)", "auxiliary", args["expr"], units,
+                                  initial=args["initial"])
         if kind == "DelayFixed":
             if top:
                 return self._own(kind="delay_fixed", equation=args["input"], initial=args["initial"],
@@ -228,6 +404,7 @@ class _Builder:
             return target
         if kind in ("Delay", "DelayN"):
             T = args["delay_time"]
+            self.delays.append((prefix, order, T))
             inflow_name = f"{prefix} (flow 0)"
             self.synthetic(inflow_name, "flow", args["input"], units)
             for k in range(1, order + 1):
@@ -260,63 +437,169 @@ def build_structure(path: str | Path, *, check_names: bool = True) -> ModelStruc
     """Parse a model file and build its ModelStructure (raises ModelFileError).
 
     ``check_names=False`` builds even with undefined names (their symbols stay free).
+    A file no engine can run (``ModelStructure.require_valid``) raises too.
     """
     abstract, index = parse_model(path, check_names=check_names)
-    return structure_from_abstract(Path(path), abstract, index)
+    structure = structure_from_abstract(Path(path), abstract, index)
+    structure.require_valid()
+    return structure
+
+
+DATA_TYPES = ("DataStructure", "GetDataStructure", "GetConstantsStructure", "GetLookupsStructure")
+
+
+def _component_lines(index: SourceIndex, element) -> list[int | None]:
+    """The file line of each component of an element (its equations in file order)."""
+    defs = [eq for eq in index.definitions(element.name) if not eq.range]
+    if len(defs) == len(element.components):
+        return [eq.line for eq in defs]
+    return [index.line(element.name)] * len(element.components)
+
+
+def _covered(ranges: Ranges, component) -> list[tuple[tuple[str, ...], dict]]:
+    subs, excepts = component.subscripts
+    if not subs:
+        return [((), {})]
+    return ranges.covered(list(subs), [list(e) for e in excepts])
 
 
 def structure_from_abstract(path: Path, abstract, index: SourceIndex) -> ModelStructure:
     """Build the ModelStructure from PySD's AbstractModel and the SourceIndex."""
     from pysd.translators.structures import abstract_expressions as ax
 
-    elements = [el for section in abstract.sections for el in section.elements]
+    main = next((sec for sec in abstract.sections if sec.name == "__main__"), abstract.sections[0])
+    macros = {normalize(sec.name): sec for sec in abstract.sections if sec is not main}
+    elements = list(main.elements)
     time_units = ""
     for el in elements:
         if normalize(el.name) in ("time step", "initial time") and el.units:
             time_units = time_units or el.units.strip()
     builder = _Builder(path, index, time_units)
+    try:
+        ranges = Ranges.from_abstract(main, path.parent)
+    except Exception as exc:  # a range PySD cannot resolve (file, copy of an unknown range)
+        raise ModelFileError(f"cannot read the subscript ranges: {exc}", file=path) from None
+    builder.ranges = ranges
     lookups: dict[str, type[LookupFunction]] = {}
+    problems: list[UnsupportedConstruct] = []
     for el in elements:
-        comp = el.components[0] if el.components else None
-        if comp is not None and isinstance(comp.ast, ax.LookupsStructure):
-            lookups[normalize(el.name)] = make_lookup(el.name, comp.ast.x, comp.ast.y)
-    translator = Translator(lookups, builder.stateful)
+        for comp, line in zip(el.components, _component_lines(index, el)):
+            if isinstance(comp.ast, ax.LookupsStructure):
+                try:
+                    covered = _covered(ranges, comp)
+                except SubscriptError as exc:
+                    problems.append(UnsupportedConstruct(el.name, line, f"subscripts: {exc}"))
+                    continue
+                for coords, _ in covered:
+                    name = element_name(el.name, coords)
+                    lookups[normalize(name)] = make_lookup(name, comp.ast.x, comp.ast.y)
+    variables = frozenset(normalize(el.name) for el in elements)
+    translator = Translator(lookups, builder.stateful, ranges, variables, {})
+    translator.macros = {key: builder.macro_expander(sec, translator) for key, sec in macros.items()}
+    for el in elements:
+        for comp in el.components:
+            if comp.subscripts[0]:
+                try:
+                    translator.arrays.setdefault(normalize(el.name), set()).update(
+                        normalize(element_name(el.name, coords)) for coords, _ in _covered(ranges, comp))
+                except SubscriptError:
+                    pass
+    builder.unsupported += problems
     pending_stocks: list[tuple[str, sympy.Expr]] = []
     for el in elements:
-        line, units, comment = index.line(el.name), el.units or "", (el.documentation or "").strip()
-        builder.current = (el.name, units, comment, line)
-        key = normalize(el.name)
-        if len(el.components) != 1 or el.components[0].subscripts[0]:
-            builder.unsupported.append(UnsupportedConstruct(el.name, line, "SUBSCRIPTS"))
-            builder.add(Variable(el.name, "auxiliary", symbol_for(el.name), sympy.Integer(0), units, comment, line))
-            continue
-        ast = el.components[0].ast
-        if key in lookups:
-            builder.add(Variable(el.name, "lookup", symbol_for(el.name), None, units, comment, line,
-                                 lookup=lookups[key]))
-            continue
-        before = len(translator.unsupported)
-        if isinstance(ast, ax.IntegStructure):
-            net = translator.translate(ast.flow, el.name)
-            initial = translator.translate(ast.initial, el.name)
-            builder.add(Variable(el.name, "stock", symbol_for(el.name), net, units, comment, line, initial=initial))
-            pending_stocks.append((el.name, net))
-        else:
-            expr = translator.translate(ast, el.name)
-            if el.name not in builder.variables:
-                kind = "control" if key in CONTROL else (
-                    "constant" if isinstance(ast, (int, float)) or type(ast).__module__.startswith("numpy")
-                    else "auxiliary")
-                builder.add(Variable(el.name, kind, symbol_for(el.name), expr, units, comment, line))
-        for construct in translator.unsupported[before:]:
-            builder.unsupported.append(UnsupportedConstruct(el.name, line, construct))
-    _assign_flows(builder, pending_stocks)
+        units, comment = el.units or "", (el.documentation or "").strip()
+        for comp, line in zip(el.components, _component_lines(index, el)):
+            ast = comp.ast
+            if type(ast).__name__ in DATA_TYPES or isinstance(comp.ast, ax.LookupsStructure) and type(
+                    comp).__name__ == "AbstractData":
+                construct = "data variable" if type(ast).__name__ == "DataStructure" else re.sub(
+                    r"(?<!^)(?=[A-Z])", " ", type(ast).__name__.replace("Structure", "")).upper()
+                builder.unsupported.append(UnsupportedConstruct(el.name, line, construct))
+                _placeholders(builder, el, comp, ranges, construct)
+                continue
+            try:
+                covered = _covered(ranges, comp)
+            except SubscriptError as exc:
+                builder.unsupported.append(UnsupportedConstruct(el.name, line, f"subscripts: {exc}"))
+                continue
+            values = _array_values(ast, comp, ranges, covered)
+            for i, (coords, context) in enumerate(covered):
+                name = element_name(el.name, coords)
+                tags = {"array": el.name, "coords": coords} if coords else {}
+                builder.current = (name, units, comment, line)
+                key = normalize(name)
+                if key in lookups:
+                    builder.add(Variable(name, "lookup", symbol_for(name), None, units, comment, line,
+                                         lookup=lookups[key], **tags))
+                    continue
+                before = len(translator.unsupported)
+                if isinstance(ast, ax.IntegStructure):
+                    net = translator.translate(ast.flow, name, context, coords)
+                    initial = translator.translate(ast.initial, name, context, coords)
+                    builder.add(Variable(name, "stock", symbol_for(name), net, units, comment, line,
+                                         initial=initial, non_negative=bool(getattr(ast, "non_negative", False)),
+                                         **tags))
+                    pending_stocks.append((name, net))
+                else:
+                    expr = number(values[i]) if values is not None else translator.translate(ast, name, context,
+                                                                                             coords)
+                    if name not in builder.variables:
+                        kind = "control" if key in CONTROL else (
+                            "constant" if values is not None or isinstance(ast, (int, float))
+                            or type(ast).__module__.startswith("numpy") else "auxiliary")
+                        builder.add(Variable(name, kind, symbol_for(name), expr, units, comment, line, **tags))
+                    elif tags:
+                        builder.variables[name] = replace(builder.variables[name], **tags)
+                for construct in translator.unsupported[before:]:
+                    builder.unsupported.append(UnsupportedConstruct(el.name, line, construct))
+    _assign_flows(builder, pending_stocks + builder.macro_stocks)
+    builder.reduce_delays()
     variables = builder.variables
+    _dynamic_controls(builder)
     order, loops = _evaluation_order(variables, [normalize(n) for n in variables])
     by_key = {normalize(n): n for n in variables}
     by_symbol = {v.symbol: n for n, v in variables.items()}
     return ModelStructure(path, MappingProxyType(variables), order, tuple(builder.unsupported),
-                          loops, time_units, MappingProxyType(by_key), MappingProxyType(by_symbol))
+                          loops, time_units, MappingProxyType(dict(ranges.elements)),
+                          MappingProxyType(by_key), MappingProxyType(by_symbol))
+
+
+def _placeholders(builder: "_Builder", el, comp, ranges: Ranges, construct: str) -> None:
+    """Stand-in variables for data the structure cannot hold (the model runs through PySD)."""
+    try:
+        covered = _covered(ranges, comp)
+    except SubscriptError:
+        covered = [((), {})]
+    for coords, _ in covered:
+        name = element_name(el.name, coords)
+        if normalize(name) not in builder._keys:
+            tags = {"array": el.name, "coords": coords} if coords else {}
+            builder.add(Variable(name, "auxiliary", symbol_for(name), make_unsupported(construct)(sympy.Integer(0)),
+                                 el.units or "", (el.documentation or "").strip(), builder.index.line(el.name), **tags))
+
+
+def _array_values(ast, component, ranges: Ranges, covered) -> list[float] | None:
+    """The value of each covered element when the equation is a number or a number table."""
+    if isinstance(ast, (int, float, np.integer, np.floating)) and not isinstance(ast, bool):
+        return [float(ast)] * len(covered)
+    if not isinstance(ast, np.ndarray):
+        return None
+    full = [coords for coords, _ in ranges.expand(list(component.subscripts[0]))]
+    flat = np.asarray(ast, dtype=float).reshape(-1)
+    if len(flat) != len(full):
+        raise ModelFileError(f"{len(flat)} values for {len(full)} elements")
+    by_coords = dict(zip(full, flat))
+    return [float(by_coords[coords]) for coords, _ in covered]
+
+
+def _dynamic_controls(builder: "_Builder") -> None:
+    """A control computed from stocks, data or Time cannot be fixed before the run."""
+    static = {v.symbol for v in builder.variables.values() if v.kind in ("constant", "control")}
+    for var in builder.variables.values():
+        if var.kind == "control" and var.equation is not None:
+            if not var.equation.free_symbols <= static:
+                builder.unsupported.append(UnsupportedConstruct(
+                    var.name, var.line, f"{var.name.upper()} computed during the run"))
 
 
 def _assign_flows(builder: _Builder, stocks: list[tuple[str, sympy.Expr]]) -> None:

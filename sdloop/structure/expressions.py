@@ -10,6 +10,8 @@ the translator hands each one to a callback that writes it out as explicit stock
 
 from __future__ import annotations
 
+import functools
+import itertools
 import keyword
 import re
 from typing import Callable
@@ -18,6 +20,7 @@ import numpy as np
 import sympy
 
 from sdloop.lang.source import normalize
+from sdloop.structure.subscripts import SubscriptError, element_name
 
 SMALL_VENSIM = 1e-6  # what PySD (and Vensim) treat as zero in ZIDZ, XIDZ, RAMP, PULSE
 TIME = sympy.Symbol("time", real=True)
@@ -25,8 +28,18 @@ TIME_STEP_NAME = "time step"
 
 
 def identifier(name: str) -> str:
-    """A Python identifier for a Vensim name (used as the sympy symbol name)."""
-    ident = re.sub(r"\W", "_", normalize(name).replace(" ", "_"))
+    """A Python identifier for a Vensim name (used as the sympy symbol name), one per name.
+
+    Spaces become ``_``, an element's brackets and commas ``__`` (``pop[a,b]`` ->
+    ``pop__a__b``) and any other character ``___<hex>_`` (``"a.b"`` -> ``a___2e_b``), so
+    two different Vensim names never share an identifier (names never hold ``__``).
+    """
+    norm = normalize(name)
+    base, bracket, rest = norm.partition("[") if not name.strip().startswith('"') else (norm, "", "")
+    parts = [base] + (rest.rstrip("]").split(",") if bracket else [])
+    escaped = ["".join(c if c.isalnum() and c.isascii() else "_" if c == " " else f"___{ord(c):x}_"
+                       for c in part) for part in parts]
+    ident = "__".join(escaped)
     if not ident or ident[0].isdigit() or keyword.iskeyword(ident):
         ident = "v_" + ident
     return ident
@@ -184,6 +197,16 @@ def _integer(x):
     return sympy.sign(x) * sympy.floor(sympy.Abs(x))
 
 
+def _quantum(a, b):
+    """PySD's QUANTUM: a when b < SMALL_VENSIM, else b * INTEGER(a / b)."""
+    return _piecewise((a, b < SMALL_VENSIM), (b * _integer(a / b), True))
+
+
+def _modulo(x, m):
+    """PySD's (and Vensim's) MODULO: x - QUANTUM(x, m), with the sign of x."""
+    return x - _quantum(x, m)
+
+
 # Vensim functions (by PySD's reference name) as sympy builders.
 FUNCTIONS: dict[str, Callable] = {
     "if_then_else": lambda c, a, b: _piecewise((a, c), (b, True)),
@@ -208,8 +231,11 @@ FUNCTIONS: dict[str, Callable] = {
     "arctan": sympy.atan,
     "power": lambda a, b: a**b,
     "integer": _integer,
-    "modulo": sympy.Mod,
-    "active_initial": lambda expr, init: expr,
+    "modulo": _modulo,
+    "quantum": _quantum,
+    "sinh": sympy.sinh,
+    "cosh": sympy.cosh,
+    "tanh": sympy.tanh,
     "game": lambda x: x,
     "sign": sympy.sign,
 }
@@ -233,6 +259,10 @@ _LOGIC = {
 }
 
 
+def _negative_literal(node) -> bool:
+    return isinstance(node, (int, float, np.integer, np.floating)) and node < 0
+
+
 class Translator:
     """Turn one variable's PySD tree into sympy.
 
@@ -242,12 +272,23 @@ class Translator:
     recorded in ``self.unsupported`` and kept as ``Unsupported`` placeholders.
     """
 
-    def __init__(self, lookups: dict[str, type[LookupFunction]], stateful: Callable) -> None:
+    def __init__(self, lookups: dict[str, type[LookupFunction]], stateful: Callable, ranges=None,
+                 variables: frozenset[str] = frozenset(), macros: dict | None = None) -> None:
         self.lookups = lookups
         self.stateful = stateful
         self.unsupported: list[str] = []
+        self.ranges = ranges
+        self.variables = variables  # normalized names of the model's variables
+        self.macros = macros or {}
+        self.local: dict[str, sympy.Expr] = {}
+        self.arrays: dict[str, set[str]] = {}  # array name -> its elements' names (normalized)
+        self.context: dict = {}
+        self.coords: tuple[str, ...] = ()
+        self._top = None
 
-    def translate(self, node, owner: str) -> sympy.Expr:
+    def translate(self, node, owner: str, context: dict | None = None, coords: tuple[str, ...] = ()) -> sympy.Expr:
+        """``node`` in sympy; ``context`` binds the left-hand side's ranges to ``coords``."""
+        self.context, self.coords, self._top = context or {}, coords, node
         return self._tr(node, owner, top=True)
 
     def _tr(self, node, owner: str, top: bool = False):
@@ -256,11 +297,13 @@ class Translator:
         if isinstance(node, (int, float, np.integer, np.floating)):
             return number(node)
         if isinstance(node, ax.ReferenceStructure):
-            if node.subscripts:
-                return self._unsupported("subscripts", ())
-            return symbol_for(node.reference)
+            return self._reference(node)
         if isinstance(node, ax.ArithmeticStructure):
             args = [self._tr(a, owner) for a in node.arguments]
+            if node.operators and node.operators[0] == "^" and _negative_literal(node.arguments[0]):
+                args[0] = -args[0]  # Vensim and PySD read -2^2 as -(2^2)
+                rest = ax.ArithmeticStructure(node.operators, (args[0],) + tuple(node.arguments[1:]))
+                return -self._tr(rest, owner)
             if node.operators == ["negative"]:
                 return -args[0]
             if node.operators == ["positive"]:
@@ -296,6 +339,8 @@ class Translator:
             ax.SmoothStructure, ax.SmoothNStructure, ax.DelayStructure, ax.DelayNStructure,
             ax.DelayFixedStructure, ax.TrendStructure, ax.InitialStructure,
         )
+        if isinstance(node, sympy.Basic):
+            return node  # an argument already translated (macro parameters)
         if isinstance(node, stateful_types):
             args = {
                 field: self._tr(getattr(node, field), owner)
@@ -305,9 +350,78 @@ class Translator:
         name = type(node).__name__.replace("Structure", "")
         return self._unsupported(re.sub(r"(?<!^)(?=[A-Z])", " ", name), ())
 
+    def _reference(self, node) -> sympy.Expr:
+        name = node.reference
+        key = normalize(name)
+        if key in self.local:
+            return self.local[key]
+        subs = list(node.subscripts.subscripts) if node.subscripts else []
+        if not subs and key not in self.variables and self.ranges is not None:
+            if self.ranges.is_range(name) or self.ranges.element(name) is not None:
+                try:  # a range or element name used as a number: its position
+                    return sympy.Integer(self.ranges.position(name, self.context, self.coords))
+                except (SubscriptError, StopIteration, ValueError) as exc:
+                    return self._unsupported(f"subscript {exc}", ())
+        if not subs:
+            if key in self.arrays and self.coords:  # XMILE writes an array's name without subscripts
+                element = normalize(element_name(name, self.coords))
+                if element in self.arrays[key]:
+                    return symbol_for(element_name(name, self.coords))
+                return self._unsupported(f"subscripts: '{name}' used without subscripts", ())
+            return symbol_for(name)
+        try:
+            picked = tuple(self.ranges.pick(sub, self.context, self.coords) for sub in subs)
+        except (SubscriptError, AttributeError) as exc:
+            return self._unsupported(f"subscripts: {exc}", ())
+        return symbol_for(element_name(name, picked))
+
+    def _vector(self, fname: str, node, owner: str):
+        """SUM, PROD, VMIN, VMAX over the ``dim!`` ranges in the argument."""
+        from pysd.translators.structures import abstract_expressions as ax
+
+        from sdloop.lang.source import _walk
+
+        bangs = []
+        for sub_node in _walk(node.arguments[0]):
+            if isinstance(sub_node, ax.SubscriptsReferenceStructure):
+                bangs += [s for s in sub_node.subscripts if s.endswith("!") and normalize(s) not in bangs]
+        bangs = list(dict.fromkeys(normalize(b) for b in bangs))
+        try:
+            ranges = self.ranges.bang_ranges(bangs)
+        except (SubscriptError, AttributeError) as exc:
+            return self._unsupported(f"{fname}: {exc}", ())
+        saved = self.context
+        terms = []
+        for combo in itertools.product(*(elements for _, elements in ranges)):
+            self.context = {**saved, **{name: e for (name, _), e in zip(ranges, combo)}}
+            terms.append(self._tr(node.arguments[0], owner))
+        self.context = saved
+        if not terms:
+            return sympy.Integer(0)
+        if fname in ("vmin", "vmax"):  # pairwise, as MIN and MAX (derivatives stay simple)
+            pick = _min if fname == "vmin" else _max
+            return functools.reduce(pick, terms)
+        return (sympy.Add if fname == "sum" else sympy.Mul)(*terms)
+
     def _call(self, node, owner: str):
+        from pysd.translators.structures import abstract_expressions as ax
+
         fname = node.function.reference
+        if fname in ("sum", "prod", "vmin", "vmax") and len(node.arguments) == 1:
+            return self._vector(fname, node, owner)
+        if normalize(fname) in self.macros:
+            return self.macros[normalize(fname)](fname, [self._tr(a, owner) for a in node.arguments], owner)
+        if fname == "active_initial" and len(node.arguments) == 2:
+            args = {"expr": self._tr(node.arguments[0], owner), "initial": self._tr(node.arguments[1], owner)}
+            return self.stateful("ActiveInitial", args, owner, node is self._top)
         args = [self._tr(a, owner) for a in node.arguments]
+        if isinstance(node.function, ax.ReferenceStructure) and node.function.subscripts:
+            try:
+                picked = tuple(self.ranges.pick(sub, self.context, self.coords)
+                               for sub in node.function.subscripts.subscripts)
+            except (SubscriptError, AttributeError) as exc:
+                return self._unsupported(f"subscripts: {exc}", args)
+            fname = element_name(fname, picked)
         lookup = self.lookups.get(normalize(fname))
         if lookup is not None:
             if len(args) != 1:

@@ -1,0 +1,142 @@
+"""The construct corpus (tests/fixtures/corpus): every model through plain PySD, sdloop's PySD
+runner, the numpy engine, ``check`` and ``loops``.
+
+- sdloop simulate (PySD engine) gives plain PySD's numbers (data files read next to the model);
+- the numpy engine runs every non-data model natively with PySD's numbers to 1e-9, or falls
+  back naming the construct (``FALLS_BACK``);
+- ``check`` and ``loops`` exit 0, 1 or 2 and never print a traceback;
+- models PySD itself cannot run, and broken files (``errors/``), exit 2 with one line
+  ``FILE:LINE: VARIABLE: message`` from ``simulate``, ``check`` and ``loops``.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import warnings
+
+import numpy as np
+import pytest
+
+from conftest import FIXTURES
+from sdloop.cli.main import main
+from sdloop.engines.numpy_engine import compare_frames, engine_or_reasons
+from sdloop.engines.pysd_model import Model
+from sdloop.structure.build import build_structure
+
+CORPUS = FIXTURES / "corpus"
+MODELS = sorted(p.name for p in CORPUS.iterdir() if p.suffix in (".mdl", ".xmile"))
+# Models PySD cannot run: sdloop says so in one line naming the line and the construct.
+PYSD_CANNOT = {"lookup_extrapolate.mdl": (3, "LOOKUP")}
+# Models the numpy engine does not compile, and the construct its fallback line names.
+FALLS_BACK = {"vector_functions.mdl": "VECTOR SELECT", "data_files.mdl": "GET DATA",
+              "other_functions.mdl": "SAMPLE IF TRUE"}
+RUNNABLE = [m for m in MODELS if m not in PYSD_CANNOT]
+ERRORS = sorted(p.name for p in (CORPUS / "errors").iterdir())
+TOLERANCE = 1e-9
+
+
+def plain_pysd(name: str, tmp_path):
+    """The model run by PySD itself, translated in a copy of the corpus folder."""
+    import pysd
+
+    folder = tmp_path / "corpus"
+    shutil.copytree(CORPUS, folder, ignore=shutil.ignore_patterns("errors"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reader = pysd.read_vensim if name.endswith(".mdl") else pysd.read_xmile
+        with np.errstate(all="ignore"):
+            return reader(str(folder / name)).run()
+
+
+@pytest.mark.parametrize("name", RUNNABLE)
+def test_sdloop_runs_what_pysd_runs(name, tmp_path):
+    reference = plain_pysd(name, tmp_path)
+    ours = Model(CORPUS / name).run()
+    assert list(ours.index) == pytest.approx(list(reference.index))
+    assert set(reference.columns) <= set(ours.columns)
+    assert compare_frames(ours[reference.columns], reference) == 0.0
+
+
+@pytest.mark.parametrize("name", RUNNABLE)
+def test_numpy_engine_matches_pysd_or_names_the_construct(name):
+    engine, reasons = engine_or_reasons(CORPUS / name)
+    if name in FALLS_BACK:
+        assert engine is None and any(FALLS_BACK[name] in r for r in reasons), reasons
+        assert all(re.match(rf"{re.escape(str(CORPUS / name))}:\d+: ", r) for r in reasons), reasons
+        return
+    assert engine is not None, reasons
+    reference = Model(CORPUS / name).run()
+    ours = engine.run_frame()
+    assert compare_frames(ours, reference) <= TOLERANCE
+    assert set(ours.columns) <= set(reference.columns)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_check_and_loops_never_crash(name, capsys):
+    for command in ("check", "loops"):
+        status = main([command, str(CORPUS / name)])
+        captured = capsys.readouterr()
+        assert status in (0, 1, 2), (command, captured.err)
+        assert "Traceback" not in captured.err + captured.out
+    if name not in PYSD_CANNOT and name not in FALLS_BACK:
+        assert main(["loops", str(CORPUS / name)]) == 0
+
+
+@pytest.mark.parametrize("name", sorted(PYSD_CANNOT))
+def test_models_pysd_cannot_run_give_one_line(name, capsys):
+    line, construct = PYSD_CANNOT[name]
+    for command in ("simulate", "check", "loops"):
+        status = main([command, str(CORPUS / name)])
+        assert status == 2 or command == "check" and status == 1, command  # check: a finding
+        captured = capsys.readouterr()
+        lines = (captured.err + captured.out).strip().splitlines()
+        assert any(f"{CORPUS / name}:{line}:" in e and construct in e for e in lines), (command, lines)
+
+
+@pytest.mark.parametrize("name", ERRORS)
+def test_broken_files_exit_2_with_one_line(name, capsys):
+    path = CORPUS / "errors" / name
+    for command in ("simulate", "check", "loops"):
+        assert main([command, str(path)]) == 2, command
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and str(path) in err[0] and "Traceback" not in err[0], (command, err)
+
+
+def test_structure_writes_arrays_out_element_by_element():
+    s = build_structure(CORPUS / "subscripts.mdl")
+    assert s.ranges["coastal"] == ("north", "east")
+    pop = s["population[south]"]
+    assert pop.kind == "stock" and pop.array == "population" and pop.coords == ("south",)
+    assert {v.name for v in s.variables.values() if v.array == "bonus"} == {f"bonus[{r}]" for r in s.ranges["region"]}
+    assert float(s["bonus[north]"].equation) == 0.01 and float(s["bonus[south]"].equation) == 0
+    assert float(s["share[east,farm]"].equation) == 0.9
+    assert s["mapped[factory]"].equation == 10 * s["weights[s2]"].symbol  # through the mapping
+    assert float(s["position[west]"].equation) == 4
+    assert s.inputs("total population") == tuple(sorted(f"population[{r}]" for r in s.ranges["region"]))
+
+
+def test_subscripted_constants_are_set_by_element_or_whole(tmp_path):
+    model = Model(CORPUS / "subscripts.mdl")
+    assert model.defaults["growth[south]"] == 0.03 and "growth" in model.constants
+    base = model.run(columns=["population[south]", "population[north]"])
+    one = model.run({"growth[south]": 0.1}, columns=["population[south]", "population[north]"])
+    assert one["population[south]"].iloc[-1] > base["population[south]"].iloc[-1]
+    assert one["population[north]"].iloc[-1] == base["population[north]"].iloc[-1]
+    whole = model.run({"growth": 0}, columns=["population[west]"])
+    assert whole["population[west]"].iloc[-1] == pytest.approx(40)
+    engine, _ = engine_or_reasons(CORPUS / "subscripts.mdl")
+    ours = engine.run_frame({"growth[south]": 0.1}, columns=["population[south]"])
+    assert compare_frames(ours, one[["population[south]"]]) <= TOLERANCE
+
+
+def test_data_files_are_read_next_to_the_model_and_key_the_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("SDLOOP_CACHE", str(tmp_path / "cache"))
+    folder = tmp_path / "m"
+    shutil.copytree(CORPUS, folder, ignore=shutil.ignore_patterns("errors"))
+    first = Model(folder / "data_files.mdl").run(columns=["k"])
+    (folder / "data" / "constants.csv").write_text("name,value\na,4\n")
+    second = Model(folder / "data_files.mdl").run(columns=["k"])
+    assert first["k"].iloc[0] == 3 and second["k"].iloc[0] == 4
+    (folder / "data" / "constants.csv").unlink()
+    assert main(["simulate", str(folder / "data_files.mdl")]) == 2
