@@ -65,11 +65,12 @@ def test_simulate_to_stdout():
 
 # run ---------------------------------------------------------------------------------------
 
-SMALL_RUN = ("--cases", "nev", "--scenarios", "baseline", "--strategies", "no_policy,lifecycle_phased")
+SMALL_RUN = ("--scenarios", "baseline,doubled_funds", "--no-ensemble")
+PROJECTS = (MODELS / "policy_loop.project.toml",)
 
 
 def test_run_writes_a_complete_run_directory_and_never_overwrites(tmp_path):
-    first = sdloop("run", "--models", MODELS, "--results", tmp_path / "results", *SMALL_RUN)
+    first = sdloop("run", *PROJECTS, "--results", tmp_path / "results", *SMALL_RUN)
     assert first.returncode == 0, first.stderr
     assert "Technological Capability" in first.stdout  # the summary table
     latest = (tmp_path / "results" / "latest").resolve()
@@ -84,8 +85,9 @@ def test_run_writes_a_complete_run_directory_and_never_overwrites(tmp_path):
     assert manifest["parameters"]["policy_loop/doubled_funds"]["Policy Fund Multiplier"] == 2.0
     before = {p: p.stat().st_mtime_ns for p in latest.rglob("*")}
 
-    second = sdloop("run", "--models", MODELS, "--results", tmp_path / "results", *SMALL_RUN)
+    second = sdloop("run", *PROJECTS, "--results", tmp_path / "results", *SMALL_RUN)
     assert second.returncode == 0, second.stderr
+    assert "reused 2 of 2 runs from the cache; figures: 3 reused, 0 drawn" in second.stdout
     new_latest = (tmp_path / "results" / "latest").resolve()
     assert new_latest != latest
     assert {p: p.stat().st_mtime_ns for p in latest.rglob("*")} == before
@@ -94,11 +96,11 @@ def test_run_writes_a_complete_run_directory_and_never_overwrites(tmp_path):
 
 
 def test_run_subset_and_unknown_scenario(tmp_path):
-    ok = sdloop("run", "--models", MODELS, "--results", tmp_path, *SMALL_RUN,
-                "--loop-scenarios", "baseline,doubled_funds")
+    ok = sdloop("run", *PROJECTS, "--results", tmp_path, "--scenarios", "baseline,doubled_funds", "--only", "metrics")
     assert ok.returncode == 0, ok.stderr
     assert (tmp_path / "latest" / "policy_loop" / "summary.csv").read_text().count("\n") == 3
-    bad = sdloop("run", "--models", MODELS, "--results", tmp_path / "r2", "--loop-scenarios", "baseline,nope")
+    assert not list((tmp_path / "latest").rglob("*.png"))  # --only metrics: no figures
+    bad = sdloop("run", *PROJECTS, "--results", tmp_path / "r2", "--scenarios", "baseline,nope")
     assert bad.returncode == 2
     assert "'nope'" in bad.stderr and "doubled_funds" in bad.stderr
     assert not (tmp_path / "r2" / "latest").exists()
@@ -182,5 +184,8 @@ def test_full_default_run(tmp_path):
     metrics = pd.read_csv(tmp_path / "latest" / "metrics.csv")
     strategies = len(__import__("tomllib").loads((MODELS / "strategies.toml").read_text()))
     scenarios = len(__import__("tomllib").loads((MODELS / "scenarios.toml").read_text()))
-    assert len(metrics) == len(list((MODELS / "cases").glob("*.toml"))) * strategies * scenarios
-    assert len(list((tmp_path / "latest" / "sector" / "figures").glob("*.png"))) == 2 * (scenarios + 1)
+    cases = len(__import__("tomllib").loads((MODELS / "sector.project.toml").read_text())["cases"])
+    assert len(metrics) == cases * strategies * scenarios
+    assert len(list((tmp_path / "latest" / "sector" / "figures").glob("*.png"))) == cases * (scenarios + 1)
+    claims = pd.read_csv(tmp_path / "latest" / "ensemble" / "claims.csv")
+    assert claims["share_of_draws"].between(0, 1).all()

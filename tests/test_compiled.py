@@ -67,28 +67,30 @@ def test_builtins_under_overrides_other_time_step_and_varying_ramp(compiler):
 
 def test_policy_loop_scenarios_match_pysd(compiler):
     from sdloop.experiments.overrides import load_collection
-    from sdloop.experiments.runner import resolve_entries
+    from sdloop.experiments.overrides import merge
 
     model = _pysd(MODELS / "policy_loop.mdl")
     engine = _compiled(MODELS / "policy_loop.mdl")
-    entries = resolve_entries(model, load_collection(MODELS / "policy_loop_scenarios.toml").values())
+    entries = {name: merge(model, [entry])
+               for name, entry in load_collection(MODELS / "policy_loop_scenarios.toml").items()}
     for name, params in entries.items():
         assert compare_frames(engine.run_frame(params), model.run(params)) <= TOLERANCE, name
 
 
 def test_sector_strategies_match_pysd_in_one_call(compiler):
     """Every strategy of two cases and scenarios, integrated together by two threads."""
-    from sdloop.report.sector_report import load_experiment
+    from sdloop.experiments.project import load_project
+    from sdloop.experiments.study import Study
 
-    experiment = load_experiment(MODELS)
-    runs = experiment.parameters()
+    runs = Study(load_project(MODELS / "sector.project.toml", uncalibrated=True)).params
+    model = _pysd(MODELS / "sector_lifecycle.mdl")
     keys = [k for k in runs if (k[0], k[1]) in {("nev", "baseline"), ("ic", "export_controls")}]
     engine = _compiled(MODELS / "sector_lifecycle.mdl", threads=2)
     names = sorted({name for k in keys for name in runs[k]})
     arrays = {name: np.array([runs[k].get(name, engine.defaults[name]) for k in keys]) for name in names}
     result = engine.run(arrays, n=len(keys))
-    worst = max(compare_frames(result.frame(i), experiment.model.run(runs[k])) for i, k in enumerate(keys))
-    assert len(keys) == 2 * len(experiment.strategies) and worst <= TOLERANCE
+    worst = max(compare_frames(result.frame(i), model.run(runs[k])) for i, k in enumerate(keys))
+    assert len(keys) == 2 * len({k[2] for k in runs}) and worst <= TOLERANCE
 
 
 def test_same_numbers_whatever_the_tiles_threads_and_slices(compiler):

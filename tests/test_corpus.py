@@ -29,8 +29,7 @@ MODELS = sorted(p.name for p in CORPUS.iterdir() if p.suffix in (".mdl", ".xmile
 # Models PySD cannot run: sdloop says so in one line naming the line and the construct.
 PYSD_CANNOT = {"lookup_extrapolate.mdl": (3, "LOOKUP")}
 # Models the numpy engine does not compile, and the construct its fallback line names.
-FALLS_BACK = {"vector_functions.mdl": "VECTOR SELECT", "data_files.mdl": "GET DATA",
-              "other_functions.mdl": "SAMPLE IF TRUE"}
+FALLS_BACK = {"vector_functions.mdl": "VECTOR SELECT", "data_files.mdl": "GET DATA"}
 RUNNABLE = [m for m in MODELS if m not in PYSD_CANNOT]
 ERRORS = sorted(p.name for p in (CORPUS / "errors").iterdir())
 TOLERANCE = 1e-9

@@ -35,22 +35,23 @@ def test_builtins_fixture_under_overrides_and_other_time_step():
 
 
 def test_policy_loop_scenarios_match_pysd():
-    from sdloop.experiments.overrides import load_collection
-    from sdloop.experiments.runner import resolve_entries
+    from sdloop.experiments.overrides import load_collection, merge
 
     model = _model(MODELS / "policy_loop.mdl")
     engine = Engine(MODELS / "policy_loop.mdl")
-    entries = resolve_entries(model, load_collection(MODELS / "policy_loop_scenarios.toml").values())
+    entries = {name: merge(model, [entry])
+               for name, entry in load_collection(MODELS / "policy_loop_scenarios.toml").items()}
     for name, params in entries.items():
         assert compare_frames(engine.run_frame(params), model.run(params)) <= TOLERANCE, name
 
 
 def _sector_parity(keys=None):
     """All (or some) sector runs in one vectorized engine call, each compared with PySD."""
-    from sdloop.report.sector_report import load_experiment
+    from sdloop.engines.pysd_model import load_model
+    from sdloop.experiments.project import load_project
+    from sdloop.experiments.study import Study
 
-    experiment = load_experiment(MODELS)
-    runs = experiment.parameters()
+    runs = Study(load_project(MODELS / "sector.project.toml", uncalibrated=True)).params
     keys = list(runs) if keys is None else [k for k in runs if keys(k)]
     engine = Engine(MODELS / "sector_lifecycle.mdl")
     names = sorted({name for k in keys for name in runs[k]})
@@ -58,7 +59,7 @@ def _sector_parity(keys=None):
     result = engine.run(arrays, n=len(keys))
     worst = 0.0
     for i, key in enumerate(keys):
-        worst = max(worst, compare_frames(result.frame(i), experiment.model.run(runs[key])))
+        worst = max(worst, compare_frames(result.frame(i), load_model(MODELS / "sector_lifecycle.mdl").run(runs[key])))
     return worst, len(keys)
 
 

@@ -1,4 +1,4 @@
-"""Ensembles: metrics equal sector_metrics, determinism, chunking, Sobol on Ishigami, robustness, CLI."""
+"""Ensembles: draws equal single runs, claims draw by draw, determinism, chunking, Sobol, robustness, CLI."""
 
 from __future__ import annotations
 
@@ -7,29 +7,40 @@ import pytest
 
 from conftest import FIXTURES, MODELS
 from sdloop.engines.numpy_engine import Engine
-from sdloop.experiments.ensemble import (design_from_experiment, engine_for, run_ensemble,
-                             sector_metrics_vectorized)
 from sdloop.errors import OverrideError
-from sdloop.experiments.metrics import METRIC_COLUMNS, sector_metrics
-from sdloop.experiments.robustness import minimax_regret, percentile_bands, robustness_table
+from sdloop.experiments.ensemble import run_ensemble
+from sdloop.experiments.robustness import (claims_share_table, minimax_regret, percentile_bands,
+                                           robustness_table)
 from sdloop.experiments.uncertainty import UncertainParameter, UncertaintySpace, load_uncertainty
 
 ENGINE_FIXTURES = FIXTURES / "engine"
 SECTOR = MODELS / "sector_lifecycle.mdl"
+PROJECT = MODELS / "sector.project.toml"
+
+
+def study_of(cases="nev,ic", strategies="no_policy,industrial_only,lifecycle_phased",
+             scenarios="baseline,export_controls"):
+    from sdloop.experiments.project import load_project
+    from sdloop.experiments.study import Study
+
+    return Study(load_project(PROJECT).select(cases=cases, strategies=strategies, scenarios=scenarios))
 
 
 @pytest.fixture(scope="module")
-def design():
-    from sdloop.report.sector_report import load_experiment
-
-    experiment = load_experiment(MODELS, cases="nev,ic", strategies="no_policy,industrial_only,lifecycle_phased",
-                                 scenarios="baseline,export_controls")
-    return design_from_experiment(experiment)
+def study():
+    return study_of()
 
 
 @pytest.fixture(scope="module")
-def space():
-    return load_uncertainty(MODELS / "uncertainty.toml")
+def design(study):
+    from sdloop.report.ensemble_report import design_for
+
+    return design_for(study)
+
+
+@pytest.fixture(scope="module")
+def space(study):
+    return load_uncertainty(MODELS / "uncertainty.toml").checked(study.sim.resolve)
 
 
 def _assert_same(a, b, exact_sums=True):
@@ -39,7 +50,7 @@ def _assert_same(a, b, exact_sums=True):
         for name in ("n", "nonfinite", "best", "regret_n", "metric_n", "band_hist"):
             np.testing.assert_array_equal(pa[name], pb[name])
         np.testing.assert_array_equal(pa["regret_max"], pb["regret_max"])
-        for metric in METRIC_COLUMNS:
+        for metric in pa["metric_hist"]:
             np.testing.assert_array_equal(pa["metric_hist"][metric], pb["metric_hist"][metric])
         for x, y in zip(a.totals(key), b.totals(key)):
             if exact_sums:
@@ -48,18 +59,50 @@ def _assert_same(a, b, exact_sums=True):
                 np.testing.assert_allclose(x, y, rtol=1e-12, atol=1e-12)
 
 
-def test_vectorized_metrics_equal_sector_metrics_on_the_same_runs(space):
-    engine = Engine(SECTOR)
-    base = {"Breakthrough Threshold": 0.8}
-    own = {n: base.get(n, engine.defaults[n]) for n in space.checked(engine.resolve).names}
-    params = {**base, **space.checked(engine.resolve).sample(40, own, seed=5)}
-    result = engine.run(params, n=40)
-    ours = sector_metrics_vectorized(result, 0.8)
-    for i in range(40):
-        reference = sector_metrics(result.frame(i), 0.8)
-        for metric in METRIC_COLUMNS:
-            np.testing.assert_equal(ours[metric][i], reference[metric])
-    assert np.isfinite(ours["breakthrough_year"]).any()
+def test_draws_give_the_metrics_and_claims_of_single_runs(study, design, space):
+    """Each draw's metrics equal those of a single run with the same constants, and each claim's
+    share of draws is the share of draws on which it holds when evaluated run by run."""
+    from sdloop.experiments.draws import evaluate_draws
+
+    n = 4
+    unit = space.unit_sample(n, seed=5)
+    found = evaluate_draws(design, space, unit)
+    sim = study.sim
+    held = {c.name: [] for c in study.claims}
+    for i in range(n):
+        table = {}
+        for key in design.keys:
+            base = design.cases[key[0]]
+            own = {name: base.get(name, sim.defaults[name]) for name in space.names}
+            drawn = {name: float(v[i]) for name, v in space.values(unit, own).items()}
+            params = {**base, **drawn, **design.layer(key[0], "scenario", key[1]),
+                      **design.layer(key[0], "strategy", key[2])}
+            frame = sim.run_frame(params, columns=study.metrics.columns)
+            from sdloop.experiments.metrics import RunView
+
+            table[key] = study.metrics.evaluate(RunView.of_frame(frame, params, sim.defaults), None)
+            for name, values in table[key].items():
+                np.testing.assert_allclose(found.metrics[key][name][i], values[0], rtol=1e-10)
+        for claim in study.claims:
+            try:
+                held[claim.name].append(bool(claim.evaluate(table)[0][0]))
+            except Exception:
+                continue
+    evaluated = [c for c in study.claims if not isinstance(found.claims[c.name], str)]
+    assert evaluated, "some claim is about the runs of this design"
+    for claim in evaluated:
+        assert found.claims[claim.name][0].tolist() == held[claim.name], claim.name
+
+
+def test_claims_share_of_draws(design, space):
+    summary = run_ensemble(design, space, 40, seed=9, chunk_size=15, progress=False)
+    table = claims_share_table(summary)
+    assert list(table.columns) == ["claim", "share_of_draws", "draws", "text", "values"]
+    evaluated = table.dropna(subset=["share_of_draws"])
+    assert len(evaluated) and (evaluated["draws"] == 40).all()
+    assert evaluated["share_of_draws"].between(0, 1).all()
+    skipped = table[table["share_of_draws"].isna()]
+    assert skipped["values"].str.startswith("not evaluated").all()  # claims about runs not in this design
 
 
 def test_same_seed_is_bit_identical_in_process_and_on_a_process_pool(design, space):
@@ -82,7 +125,7 @@ def test_chunked_and_unchunked_reductions_agree(design, space):
 def test_robustness_tables_and_bands(design, space):
     summary = run_ensemble(design, space, 50, seed=2, chunk_size=50, progress=False)
     table = robustness_table(summary)
-    assert len(table) == 2 * 2 * 3 * len(METRIC_COLUMNS)
+    assert len(table) == 2 * 2 * 3 * len(design.metrics)
     assert table["p_best"].between(0, 1).all()
     grouped = table.groupby(["case", "scenario", "metric"])
     # on every sample where some strategy has a value, some strategy is best; samples where every
@@ -129,7 +172,7 @@ def test_uncertainty_file_errors(tmp_path):
 
 
 def test_samples_follow_their_distributions(space):
-    engine = engine_for(str(SECTOR))
+    engine = Engine(SECTOR)
     checked = space.checked(engine.resolve)
     own = {n: engine.defaults[n] for n in checked.names}
     values = checked.sample(2000, own, seed=4)
@@ -145,9 +188,9 @@ def test_ensemble_command_writes_tables_and_manifest(tmp_path):
 
     from sdloop.cli import main
 
-    status = main(["ensemble", "--models", str(MODELS), "--cases", "nev", "--strategies", "no_policy,simultaneous",
+    status = main(["ensemble", str(PROJECT), "--cases", "nev", "--strategies", "no_policy,simultaneous",
                    "--scenarios", "baseline", "-n", "40", "--seed", "3", "--out", str(tmp_path / "e"),
-                   "--no-figures", "--parameters", "Spillover Rate,Price Sensitivity"])
+                   "--no-figures", "--parameters", "Spillover Rate,Price Sensitivity", "--sobol", "0"])
     assert status == 0
     import pandas as pd
 
@@ -155,6 +198,7 @@ def test_ensemble_command_writes_tables_and_manifest(tmp_path):
     assert set(table.strategy) == {"no_policy", "simultaneous"} and (table.samples == 40).all()
     manifest = json.loads((tmp_path / "e" / "manifest.json").read_text())
     assert manifest["seeds"] == {"ensemble": 3}
+    assert (tmp_path / "e" / "claims.csv").exists() and not (tmp_path / "e" / "figures").exists()
 
 
 def test_simulate_numpy_engine_equals_pysd(tmp_path, capsys):

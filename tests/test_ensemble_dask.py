@@ -12,14 +12,15 @@ distributed = pytest.importorskip("dask.distributed")
 
 
 def test_local_cluster_gives_bit_identical_results():
-    from sdloop.experiments.ensemble import design_from_experiment, run_ensemble
-    from sdloop.report.sector_report import load_experiment
+    from sdloop.experiments.ensemble import run_ensemble
     from sdloop.experiments.uncertainty import load_uncertainty
+    from sdloop.report.ensemble_report import design_for
+    from test_ensemble import study_of
 
-    experiment = load_experiment(MODELS, cases="ic", strategies="no_policy,simultaneous,lifecycle_phased",
-                                 scenarios="baseline,export_controls")
-    design = design_from_experiment(experiment)
-    space = load_uncertainty(MODELS / "uncertainty.toml")
+    study = study_of(cases="ic", strategies="no_policy,simultaneous,lifecycle_phased",
+                     scenarios="baseline,export_controls")
+    design = design_for(study)
+    space = load_uncertainty(MODELS / "uncertainty.toml").checked(study.sim.resolve)
     local = run_ensemble(design, space, 48, seed=21, chunk_size=16, progress=False)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                                   dashboard_address=None) as cluster:

@@ -7,7 +7,8 @@ sets ``handler`` to a function taking the parsed arguments and returning the exi
 message`` (``error`` or ``warning``) and one summary line on stderr; exit 1 when errors were
 found (``--strict``: errors or warnings), 2 when the file cannot be read or parsed, else 0.
 
-``sdloop loops MODEL [--format json|table] [--dominance] [--case FILE] [--out DIR]
+``sdloop loops MODEL [--format json|table] [--dominance] [--case NAME|FILE] [--scenario NAME]
+[--strategy NAME] [--uncalibrated] [--out DIR]
 [--independent] [--max-loops N]``: the feedback loops (``--independent``: a shortest
 independent loop set, for models with thousands of loops); JSON is ``{"model": ..., "loops": [{"id", "name", "polarity",
 "variables"}]}`` with ``variables`` the Vensim names in causal order from a stock. With
@@ -76,7 +77,9 @@ def add_loops_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("table", "json"), default="table")
     p.add_argument("--dominance", action="store_true",
                    help="compute Loops That Matter scores along a run and report the dominant loop per period")
-    p.add_argument("--case", type=Path, help="TOML case file whose [parameters] override constants for the run")
+    from sdloop.cli.simulate import add_baseline_arguments
+
+    add_baseline_arguments(p)  # --project, --case NAME|FILE, --scenario, --strategy, --uncalibrated
     p.add_argument("--out", type=Path, help="directory for loops.json, score tables and figures")
     p.add_argument("--max-loops", type=int, default=DEFAULT_MAX_LOOPS,
                    help=f"stop with an error beyond this many loops (default {DEFAULT_MAX_LOOPS})")
@@ -89,21 +92,18 @@ def add_loops_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
-def _case_parameters(path: Path) -> dict[str, float]:
-    from sdloop.experiments.overrides import load_case
-
-    return dict(load_case(path).parameters)
-
-
-def _resolve_case(structure, path: Path) -> dict[str, float]:
-    """Case parameters under the model's spelling; OverrideError for names that are no constant."""
+def _resolve_layers(structure, layers) -> dict[str, float]:
+    """The layers' parameters under the model's spelling, later layers winning; OverrideError
+    (with file and line) for names that are no constant."""
     resolved = {}
-    for name, value in _case_parameters(path).items():
-        var = structure.get(name)
-        if var is None or var.kind not in ("constant", "control"):
-            what = "unknown constant" if var is None else "not a constant (it has an equation)"
-            raise OverrideError(f"{what} in {structure.path.name}", file=path, variable=name)
-        resolved[var.name] = value
+    for layer in layers:
+        for name, value in layer.parameters.items():
+            var = structure.get(name)
+            if var is None or var.kind not in ("constant", "control"):
+                what = "unknown constant" if var is None else "not a constant (it has an equation)"
+                raise OverrideError(f"{what} in {structure.path.name}", file=layer.source,
+                                    line=layer.lines.get(name), variable=name)
+            resolved[var.name] = value
     return resolved
 
 
@@ -112,8 +112,14 @@ def run_loops(args: argparse.Namespace) -> int:
     from sdloop.analysis.loop_analysis import analyse_model
     from sdloop.structure.build import build_structure
 
+    from sdloop.experiments.baseline import baseline
+
     structure = build_structure(args.model)
-    overrides = _resolve_case(structure, args.case) if args.case else {}
+    layers = baseline(args.model, project=args.project, cases=args.case, scenario=args.scenario,
+                      strategy=args.strategy, uncalibrated=args.uncalibrated)
+    overrides = _resolve_layers(structure, layers.layers)
+    if args.dominance:
+        print(f"sdloop: {layers.describe()}", file=sys.stderr)
     analysis = analyse_model(args.model, overrides, dominance=args.dominance, max_loops=args.max_loops,
                              independent=args.independent, structure=structure)
     if analysis.note:

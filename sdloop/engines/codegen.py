@@ -19,6 +19,12 @@ What the code generator does to be fast, without changing a number beyond roundi
 - a sub-expression used more than once within a step is computed once;
 - IF THEN ELSE / Piecewise become ``numpy.where`` (MIN and MAX ``numpy.minimum`` /
   ``numpy.maximum``).
+
+Every model variable is ``v_<identifier>`` in the code, so no Vensim name shadows a name the
+code uses; subscripted variables arrive element by element from the structure, each an
+array of N runs. ACTIVE INITIAL variables take their initial value while initial values are
+computed, then every auxiliary is evaluated again at the initial time; XMILE non-negative
+stocks are clipped at zero after each step, as PySD does.
 """
 
 from __future__ import annotations

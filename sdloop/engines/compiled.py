@@ -38,6 +38,8 @@ def available_cores() -> int:
 class CompiledEngine(Engine):
     """A model compiled to C; ``run`` takes the same arguments as ``Engine.run`` (and ``threads``)."""
 
+    kind = "compiled"
+
     def __init__(self, model: str | Path | ModelStructure, *, threads: int | None = None) -> None:
         super().__init__(model)
         self.kernel = generate_c(self.structure)

@@ -92,6 +92,8 @@ class RunInputs:
 class Engine:
     """A model compiled for vectorized runs (one compiled function per set of varying constants)."""
 
+    kind = "numpy"
+
     def __init__(self, model: str | Path | ModelStructure) -> None:
         self.structure = model if isinstance(model, ModelStructure) else build_structure(model)
         s = self.structure
@@ -112,6 +114,15 @@ class Engine:
         self._compiled: dict = {}
         self._resolved: dict[tuple[str, bool], str] = {}  # names already checked (calls repeat them)
         self._grids: dict[tuple, tuple] = {}
+
+    @property
+    def units(self) -> dict[str, str]:
+        """Each variable's units as written in the model file."""
+        return {v.name: v.units for v in self.structure.variables.values()}
+
+    @property
+    def time_units(self) -> str:
+        return self.structure.time_units
 
     # names ---------------------------------------------------------------
     def resolve(self, name: str, *, constants_only: bool = False, source: str | None = None,

@@ -1,85 +1,94 @@
-"""Outcome metrics of a sector run, the columns of ``metrics.csv``.
+"""Metrics as data: each metric an expression whose value is one number per run.
 
-- ``breakthrough_year``: first saved time at which *Technological Capability* reaches the
-  *Breakthrough Threshold* (NaN, written empty, if it never does).
-- ``self_sufficiency_2035``: *Self Sufficiency* (fraction of home demand supplied at home) at
-  the horizon.
-- ``global_share_2035``: *Global Market Share* (home firms' share of the world market outside
-  home) at the horizon.
-- ``peak_shortfall``: the largest *Supply Shortfall* (fraction of home demand unmet).
-- ``cumulative_fiscal_cost``: *Cumulative Fiscal Cost* at the horizon, billion yuan.
-- ``cost_per_capability``: that cost over the capability gained since the start, billion yuan
-  per unit of capability (NaN if capability did not rise).
+The expression language (functions ``at``, ``initial``, ``first_time``, ``max``/``min``/
+``mean``/``integral`` over a window, ``under``/``diff`` against another run, ``ratio``) is in
+``sdloop.experiments.evaluate``. A never-reached result is +inf (written empty, compares as later
+than any time), an undefined one NaN (written empty, never best).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Sequence
 
-import pandas as pd
+import numpy as np
 
-METRIC_COLUMNS = [
-    "breakthrough_year",
-    "self_sufficiency_2035",
-    "global_share_2035",
-    "peak_shortfall",
-    "cumulative_fiscal_cost",
-    "cost_per_capability",
-]
-
-# For ranking: True when more is better. A missing breakthrough or cost ranks last.
-HIGHER_IS_BETTER = {
-    "breakthrough_year": False,
-    "self_sufficiency_2035": True,
-    "global_share_2035": True,
-    "peak_shortfall": False,
-    "cumulative_fiscal_cost": False,
-    "cost_per_capability": False,
-}
-
-CAPABILITY = "Technological Capability"
-THRESHOLD = "Breakthrough Threshold"
-SELF_SUFFICIENCY = "Self Sufficiency"
-GLOBAL_SHARE = "Global Market Share"
-SHORTFALL = "Supply Shortfall"
-FISCAL_COST = "Cumulative Fiscal Cost"
+from sdloop.experiments.evaluate import (DIMS, SERIES, VALUE, Compiler, Export, MetricError, RunView,  # noqa: F401
+                                         Where)
 
 
-def breakthrough_year(capability: pd.Series, threshold: float) -> float:
-    """First time ``capability`` reaches ``threshold``, or NaN."""
-    reached = capability[capability >= threshold]
-    return float(reached.index[0]) if len(reached) else math.nan
+@dataclass(frozen=True)
+class MetricSpec:
+    """One metric as a project file declares it."""
+
+    name: str
+    expr: str
+    line: int | None = None
+    better: str | None = None  # "higher", "lower" or None (not ranked)
+    never: float | None = None  # what a never-reached value (+inf) counts as in regret and Sobol indices
+    unit: str = ""
+    label: str | None = None
+    format: str = ".3g"
+    description: str = ""
+    histogram: tuple | None = None  # (low, high, bins, scale) for ensemble percentiles
+
+    @property
+    def higher_is_better(self) -> bool | None:
+        return None if self.better is None else self.better == "higher"
 
 
-def sector_metrics(frame: pd.DataFrame, threshold: float, horizon: float = 2035) -> dict[str, float]:
-    """The six outcome metrics of one run (``frame`` indexed by time)."""
-    at = frame.loc[:horizon].iloc[-1]
-    gained = at[CAPABILITY] - frame[CAPABILITY].iloc[0]
-    cost = float(at[FISCAL_COST])
-    return {
-        "breakthrough_year": breakthrough_year(frame.loc[:horizon, CAPABILITY], threshold),
-        "self_sufficiency_2035": float(at[SELF_SUFFICIENCY]),
-        "global_share_2035": float(at[GLOBAL_SHARE]),
-        "peak_shortfall": float(frame.loc[:horizon, SHORTFALL].max()),
-        "cumulative_fiscal_cost": cost,
-        "cost_per_capability": cost / gained if gained > 0 else math.nan,
-    }
+class MetricSet:
+    """The metrics of a project, checked against a simulator, evaluated on views of runs."""
+
+    def __init__(self, specs: Sequence[MetricSpec], sim, *, horizon: float, source: str | Path | None,
+                 entries: Mapping[str, Sequence[str]] | None = None) -> None:
+        self.specs = tuple(specs)
+        self.compiler = Compiler(sim, horizon=horizon, entries=entries)
+        self.nodes = [self.compiler.compile(s.expr, Where(source, s.line, f"metric {s.name}")) for s in self.specs]
+
+    @property
+    def names(self) -> list[str]:
+        return [s.name for s in self.specs]
+
+    @property
+    def columns(self) -> list[str]:
+        """Model variables (not constants) the metrics read."""
+        return list(self.compiler.columns)
+
+    @property
+    def exports(self) -> list[Export]:
+        return self.compiler.exports
+
+    def targets(self, key: Mapping[str, str]) -> list[dict[str, str]]:
+        """The runs (as keys) whose values the metrics of run ``key`` need."""
+        return [{**key, **dict(e.target)} for e in self.exports]
+
+    def export_values(self, view: RunView, refs) -> dict[int, np.ndarray]:
+        """This run's values of every expression other runs ask for with under()."""
+        return {e.id: np.asarray(e.node.run(view, refs)) for e in self.exports}
+
+    def evaluate(self, view: RunView, refs) -> dict[str, np.ndarray]:
+        """Each metric's N values (NaN undefined, +inf never) for the runs of ``view``.
+
+        ``refs(export)`` returns the value of an under() expression in its target run."""
+        with np.errstate(all="ignore"):
+            return {s.name: np.broadcast_to(np.asarray(node.run(view, refs), dtype=float), (view.n,)).copy()
+                    for s, node in zip(self.specs, self.nodes)}
 
 
-def rank_strategies(metrics: pd.DataFrame) -> pd.DataFrame:
-    """Rank (1 = best) of each strategy on each metric; rows strategies, columns metrics.
+def format_value(value: float, spec: MetricSpec | None = None) -> str:
+    """A metric value for people: 'never' for +inf, '-' for undefined."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if math.isinf(value):
+        return "never" if value > 0 else "-inf"
+    try:
+        return format(value, spec.format if spec else ".3g")
+    except ValueError:
+        return f"{value:.3g}"
 
-    ``metrics`` has one row per strategy (index) and the METRIC_COLUMNS. Ties share the
-    better rank; missing values rank last.
-    """
-    ranks = {}
-    for column in METRIC_COLUMNS:
-        ranks[column] = metrics[column].rank(ascending=not HIGHER_IS_BETTER[column], method="min",
-                                             na_option="bottom")
-    return pd.DataFrame(ranks, index=metrics.index).astype(int)
 
-
-def threshold_of(params: Mapping[str, float], defaults: Mapping[str, float]) -> float:
-    """The breakthrough threshold a run used (its override, else the model's value)."""
-    return float(params.get(THRESHOLD, defaults[THRESHOLD]))
+__all__ = ["MetricSpec", "MetricSet", "format_value", "DIMS", "SERIES", "VALUE", "Compiler", "Export", "MetricError",
+           "RunView", "Where"]

@@ -36,13 +36,28 @@ def sobol_indices(engine: Engine, space: UncertaintySpace, outputs: Outputs, *, 
     space = space.checked(engine.resolve)
     base = engine.check(base or {})
     layers = engine.check(layers or {})
-    problem = {"num_vars": len(space), "names": space.names, "bounds": [[0.0, 1.0]] * len(space)}
-    unit = sobol_sample.sample(problem, n, calc_second_order=False, seed=seed)
+    unit = saltelli_sample(space, n, seed)
     own = {name: base.get(name, engine.defaults[name]) for name in space.names}
     params = {**base, **space.values(unit, own), **layers}
     result = engine.run(params, n=len(unit), columns=columns)
+    return analyze(space, outputs(result, params), seed=seed, num_resamples=num_resamples)
+
+
+def saltelli_sample(space: UncertaintySpace, n: int, seed: int) -> np.ndarray:
+    """Saltelli's design in the unit hypercube: n (d + 2) points (n a power of 2)."""
+    return sobol_sample.sample(_problem(space), n, calc_second_order=False, seed=seed)
+
+
+def _problem(space: UncertaintySpace) -> dict:
+    return {"num_vars": len(space), "names": space.names, "bounds": [[0.0, 1.0]] * len(space)}
+
+
+def analyze(space: UncertaintySpace, outputs: Mapping[str, np.ndarray], *, seed: int,
+            num_resamples: int = 200) -> pd.DataFrame:
+    """S1 and ST of each output (one array over the Saltelli sample) with bootstrap intervals."""
+    problem = _problem(space)
     rows = []
-    for output, y in outputs(result, params).items():
+    for output, y in outputs.items():
         y = np.asarray(y, dtype=float)
         if not np.all(np.isfinite(y)):
             share = float(np.mean(~np.isfinite(y)))
@@ -62,18 +77,21 @@ def sobol_indices(engine: Engine, space: UncertaintySpace, outputs: Outputs, *, 
             rows.append({"output": output, "parameter": name, "S1": float(found["S1"][j]),
                          "S1_conf": float(found["S1_conf"][j]), "ST": float(found["ST"][j]),
                          "ST_conf": float(found["ST_conf"][j]), "note": ""})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["output", "parameter", "S1", "S1_conf", "ST", "ST_conf", "note"])
 
 
-def sector_outputs(engine: Engine) -> Outputs:
-    """The ``metrics.csv`` metrics as Sobol outputs; a missing breakthrough counts as horizon + 1 year."""
-    from sdloop.experiments.ensemble import HORIZON, NEVER_PENALTY, sector_metrics_vectorized
-    from sdloop.experiments.metrics import THRESHOLD
+def study_sobol(design, space: UncertaintySpace, key: tuple[str, str, str], *, n: int, seed: int) -> pd.DataFrame:
+    """Sobol indices of every metric of one run (case, scenario, strategy) of an ensemble design.
 
-    def outputs(result: EngineResult, params: Mapping[str, object]) -> dict[str, np.ndarray]:
-        values = sector_metrics_vectorized(result, params.get(THRESHOLD, engine.defaults[THRESHOLD]))
-        never = np.isnan(values["breakthrough_year"])
-        values["breakthrough_year"] = np.where(never, HORIZON + NEVER_PENALTY, values["breakthrough_year"])
-        return values
+    A never-reached value counts as the metric's ``never``; metrics with undefined values on some
+    draws are skipped (with a note)."""
+    from sdloop.experiments.draws import evaluate_draws
 
-    return outputs
+    by_name = {spec.name: spec for spec in design.metrics}
+    unit = saltelli_sample(space, n, seed)
+    found = evaluate_draws(design, space, unit, keys=[key])
+    outputs = {}
+    for name, values in found.metrics[key].items():
+        never = by_name[name].never
+        outputs[name] = np.where(np.isposinf(values), never if never is not None else np.nan, values)
+    return analyze(space, outputs, seed=seed)

@@ -1,9 +1,9 @@
 """Uncertain parameters declared as data, and samples of them with an explicit seed.
 
-``models/uncertainty.toml`` declares each uncertain constant with a distribution, its
-bounds and where the range comes from::
+An uncertainty file (``[ensemble] uncertainty`` of a project) declares each uncertain
+constant with a distribution, its bounds and where the range comes from::
 
-    [parameters."Spillover Rate"]
+    [parameters."Adoption Rate"]
     distribution = "uniform"      # uniform | loguniform | triangular | normal
     low = 0.7                     # with relative = true: multipliers of the case's value
     high = 1.3

@@ -13,8 +13,6 @@ import numpy as np
 import pandas as pd
 
 from sdloop.report import plotting
-from sdloop.experiments.metrics import HIGHER_IS_BETTER, METRIC_COLUMNS
-from sdloop.report.sector_plots import METRIC_LABELS
 
 
 def fan(band: pd.DataFrame, *, ax=None, label: str | None = None, color: str = "0.0"):
@@ -29,7 +27,8 @@ def fan(band: pd.DataFrame, *, ax=None, label: str | None = None, color: str = "
 
 
 def fan_chart(bands: Mapping[str, pd.DataFrame], variable: str, units: str | None = None, *,
-              strategies: Sequence[str] | None = None, title: str | None = None, threshold: float | None = None):
+              strategies: Sequence[str] | None = None, title: str | None = None, threshold: float | None = None,
+              time_label: str = "Time"):
     """One panel per strategy: percentile bands of ``variable`` over time, shared axes."""
     names = list(strategies or bands)
     fig, axes = plotting.panel_grid(len(names), ncols=4, height=plotting.PANEL_HEIGHT * 0.8)
@@ -44,14 +43,15 @@ def fan_chart(bands: Mapping[str, pd.DataFrame], variable: str, units: str | Non
     for ax in axes[::4]:
         ax.set_ylabel(plotting.units_label(variable, units))
     for ax in axes[-4:]:
-        ax.set_xlabel("Year")
+        ax.set_xlabel(time_label)
     axes[0].legend(loc="upper left", fontsize=5)
     if title:
         fig.suptitle(title, fontsize=7.5)
     return fig
 
 
-def sobol_bars(table: pd.DataFrame, output: str, *, ax=None, title: str | None = None):
+def sobol_bars(table: pd.DataFrame, output: str, *, ax=None, title: str | None = None,
+               labels: Mapping[str, str] | None = None):
     """Horizontal bars of total (ST) and first-order (S1) indices of one output, largest on top."""
     if ax is None:
         _, ax = plt.subplots(figsize=(plotting.SINGLE_COLUMN, plotting.PANEL_HEIGHT))
@@ -67,16 +67,16 @@ def sobol_bars(table: pd.DataFrame, output: str, *, ax=None, title: str | None =
         ax.text(0.98, 0.02, "indices above 1: output nearly constant,\nestimates unreliable", transform=ax.transAxes,
                 ha="right", va="bottom", fontsize=5, color="0.3")
     ax.set_xlabel("Sobol index (share of output variance)")
-    ax.set_title(title or METRIC_LABELS.get(output, output).replace("\n", " "), loc="left")
+    ax.set_title(title or (labels or {}).get(output, output).replace("\n", " "), loc="left")
     return ax
 
 
-def sobol_figure(table: pd.DataFrame, *, title: str | None = None):
+def sobol_figure(table: pd.DataFrame, *, title: str | None = None, labels: Mapping[str, str] | None = None):
     """One tornado-style panel per output with indices."""
     outputs = [o for o in table["output"].unique() if table.loc[table["output"] == o, "ST"].notna().any()]
     fig, axes = plotting.panel_grid(len(outputs), ncols=2, height=plotting.PANEL_HEIGHT * 1.1)
     for ax, output in zip(axes, outputs):
-        sobol_bars(table, output, ax=ax)
+        sobol_bars(table, output, ax=ax, labels=labels)
     if outputs:
         axes[0].legend(loc="lower right", fontsize=5)
     if title:
@@ -84,17 +84,19 @@ def sobol_figure(table: pd.DataFrame, *, title: str | None = None):
     return fig
 
 
-def best_probability(table: pd.DataFrame, *, ax=None, title: str | None = None):
-    """Strategies x metrics: probability of being best (or tied), printed in each cell."""
+def best_probability(table: pd.DataFrame, *, ax=None, title: str | None = None,
+                     labels: Mapping[str, str] | None = None):
+    """Strategies x ranked metrics: probability of being best (or tied), printed in each cell."""
     if ax is None:
         _, ax = plt.subplots(figsize=(plotting.SINGLE_COLUMN * 1.2, plotting.PANEL_HEIGHT * 1.2))
+    table = table.dropna(subset=["p_best"])
     grid = table.pivot(index="strategy", columns="metric", values="p_best")
-    grid = grid.reindex(index=list(dict.fromkeys(table["strategy"])), columns=METRIC_COLUMNS)
+    grid = grid.reindex(index=list(dict.fromkeys(table["strategy"])), columns=list(dict.fromkeys(table["metric"])))
     ax.imshow(grid.to_numpy(dtype=float), cmap="Greys", vmin=0, vmax=1.6, aspect="auto")
     for (i, j), value in np.ndenumerate(grid.to_numpy(dtype=float)):
         ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=5.5,
                 color="white" if value > 0.9 else "black")
-    ax.set_xticks(range(len(grid.columns)), [METRIC_LABELS[m] for m in grid.columns], fontsize=5.5)
+    ax.set_xticks(range(len(grid.columns)), [(labels or {}).get(m, m) for m in grid.columns], fontsize=5.5)
     ax.set_yticks(range(len(grid.index)), [s.replace("_", " ") for s in grid.index], fontsize=5.5)
     ax.tick_params(length=0)
     for side in ("left", "bottom"):
@@ -103,12 +105,14 @@ def best_probability(table: pd.DataFrame, *, ax=None, title: str | None = None):
     return ax
 
 
-def regret_figure(table: pd.DataFrame, *, title: str | None = None):
-    """One panel per metric: each strategy's maximum regret (bar) and mean regret (tick); the
-    minimax-regret strategy in black."""
-    fig, axes = plotting.panel_grid(len(METRIC_COLUMNS), ncols=3, height=plotting.PANEL_HEIGHT * 1.1)
+def regret_figure(table: pd.DataFrame, *, title: str | None = None, labels: Mapping[str, str] | None = None,
+                  better: Mapping[str, str] | None = None):
+    """One panel per ranked metric: each strategy's maximum regret (bar) and mean regret (tick);
+    the minimax-regret strategy in black."""
+    metrics = list(dict.fromkeys(table.dropna(subset=["p_best"])["metric"]))
+    fig, axes = plotting.panel_grid(len(metrics), ncols=3, height=plotting.PANEL_HEIGHT * 1.1)
     strategies = list(dict.fromkeys(table["strategy"]))
-    for ax, metric in zip(axes, METRIC_COLUMNS):
+    for ax, metric in zip(axes, metrics):
         rows = table[table["metric"] == metric].set_index("strategy").reindex(strategies)
         y = np.arange(len(rows))
         worst = rows["max_regret"].to_numpy(dtype=float)
@@ -119,8 +123,9 @@ def regret_figure(table: pd.DataFrame, *, title: str | None = None):
         ax.plot(rows["mean_regret"], y, "|", color="0.0", ms=6, mew=1.0)
         ax.set_yticks(y, [s.replace("_", " ") for s in rows.index], fontsize=5)
         ax.invert_yaxis()
-        direction = "higher is better" if HIGHER_IS_BETTER[metric] else "lower is better"
-        ax.set_title(f"{METRIC_LABELS[metric].replace(chr(10), ' ')} ({direction})", loc="left", fontsize=6)
+        direction = f"{(better or {}).get(metric, 'lower')} is better"
+        ax.set_title(f"{(labels or {}).get(metric, metric).replace(chr(10), ' ')} ({direction})", loc="left",
+                     fontsize=6)
         ax.set_xlabel("regret (metric units)", fontsize=5.5)
         if np.nanmax(np.nan_to_num(worst), initial=0) == 0:
             ax.text(0.5, 0.5, "all strategies tied", transform=ax.transAxes, ha="center", fontsize=6, color="0.3")

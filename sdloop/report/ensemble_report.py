@@ -1,10 +1,12 @@
-"""Writing ensembles: tables and figures of robustness, bands and Sobol indices.
+"""Writing a project's ensemble: robustness, regret, bands, Sobol indices, claims and figures.
 
-``write_ensemble(summary, out)`` writes ``robustness.csv`` (per case, scenario, strategy and
-metric: probability of being best, maximum and mean regret, mean and 5/50/95th
-percentiles), ``minimax_regret.csv``, ``bands.csv`` (percentiles over time of the key
-variables) and figures. ``run_default_ensemble`` is the modest ensemble ``sdloop run``
-includes.
+``design_for(study)`` is the ensemble of a checked study (names already resolved);
+``run_project_ensemble`` runs it (or copies it from the cache when nothing it depends on
+changed) and writes into ``out``: ``robustness.csv`` (per case, scenario, strategy and metric:
+probability of being best, maximum and mean regret, mean and 5/50/95th percentiles),
+``minimax_regret.csv``, ``bands.csv`` (percentiles over time of the ``[ensemble] bands``),
+``sobol.csv`` with ``sobol = {...}``, ``claims.csv`` (each claim's share of draws) and the
+figures of ``[[ensemble.figures]]``.
 """
 
 from __future__ import annotations
@@ -13,109 +15,195 @@ from pathlib import Path
 
 import pandas as pd
 
-from sdloop.report import ensemble_plots
-from sdloop.report import plotting
-from sdloop.experiments.ensemble import (BAND_RANGES, EnsembleSummary, design_from_experiment, engine_for, run_ensemble)
-from sdloop.experiments.metrics import CAPABILITY, METRIC_COLUMNS, SELF_SUFFICIENCY, THRESHOLD
-from sdloop.report.output import write_csv
-from sdloop.experiments.robustness import bands_table, minimax_regret, percentile_bands, robustness_table
+from sdloop.experiments.draws import EnsembleDesign
+from sdloop.experiments.ensemble import EnsembleSummary, run_ensemble
+from sdloop.experiments.metrics import DIMS
+from sdloop.experiments.project_specs import fill
+from sdloop.experiments.robustness import (bands_table, claims_share_table, minimax_regret, percentile_bands,
+                                           robustness_table)
+from sdloop.experiments.study import Study
 from sdloop.experiments.uncertainty import UncertaintySpace, load_uncertainty
-
-UNCERTAINTY_FILE = "uncertainty.toml"
-DEFAULT_SAMPLES = 128  # per case x scenario x strategy: 128 x 64 = 8,192 runs in `sdloop run`
-DEFAULT_SEED = 20240601
-SOBOL_BASE = 256  # Saltelli base sample per case: 256 x (d + 2) runs
-SOBOL_STRATEGY = "lifecycle_phased"
+from sdloop.report import ensemble_plots, plotting
+from sdloop.report.cache import Cache, digest, file_digest
+from sdloop.report.figures import fields, slug
+from sdloop.report.output import write_csv
 
 
-def write_ensemble(summary: EnsembleSummary, out: Path, *, units: dict, thresholds: dict,
-                   sobol: dict[str, pd.DataFrame] | None = None, fan_scenarios=None,
-                   fan_variables=(CAPABILITY, SELF_SUFFICIENCY)) -> pd.DataFrame:
-    """Tables and figures of an ensemble into ``out``; returns the robustness table."""
+def design_for(study: Study) -> EnsembleDesign:
+    """The ensemble of a checked study: every case x scenario x strategy, its metrics, claims, bands."""
+    project, sim = study.project, study.sim
+    from sdloop.experiments.overrides import merge
+
+    cases = {}
+    for case in project.entries("case"):
+        key = (case, next(iter(project.entries("scenario"))), next(iter(project.entries("strategy"))))
+        cases[case] = merge(sim, project.layers(key)[:-2])
+    spec = project.ensemble
+    return EnsembleDesign(
+        model=str(project.model), cases=cases,
+        scenarios={n: e.checked(sim) for n, e in project.entries("scenario").items()},
+        strategies={n: e.checked(sim) for n, e in project.entries("strategy").items()},
+        metrics=project.metrics, horizon=study.horizon, source=str(project.path), claims=project.claims,
+        entries=tuple((d, tuple(study.all_names[d])) for d in DIMS),
+        bands=spec.bands if spec else (), band_bins=spec.band_bins if spec else 400,
+        band_every=spec.band_every if spec else None, engine=study.choice.kind, final_time=study.final_time,
+        case_overrides={case: {f"{dim}:{n}": e.for_case(case).checked(sim)
+                               for dim in ("scenario", "strategy") for n, e in project.entries(dim).items()
+                               if case in e.cases}
+                        for case in project.entries("case")})
+
+
+def checked_space(study: Study, path: Path | None = None, parameters: str | None = None) -> UncertaintySpace:
+    space = load_uncertainty(path or study.project.ensemble.uncertainty).checked(study.sim.resolve)
+    if parameters:
+        space = space.select([study.sim.resolve(n.strip(), constants_only=True) for n in parameters.split(",")])
+    return space
+
+
+def sobol_tables(study: Study, design: EnsembleDesign, space: UncertaintySpace, *, n: int, seed: int,
+                 scenario: str | None = None, strategy: str | None = None) -> pd.DataFrame:
+    """Sobol indices of every metric per case, for one scenario and strategy (default: the first)."""
+    from sdloop.experiments.sensitivity import study_sobol
+
+    scenario = scenario if scenario in design.scenarios else next(iter(design.scenarios))
+    strategy = strategy if strategy in design.strategies else next(iter(design.strategies))
+    frames = [study_sobol(design, space, (case, scenario, strategy), n=n, seed=seed)
+              .assign(case=case, scenario=scenario, strategy=strategy) for case in design.cases]
+    return pd.concat(frames, ignore_index=True)
+
+
+def write_ensemble(summary: EnsembleSummary, out: Path, study: Study, *, sobol: pd.DataFrame | None = None,
+                   figures: bool = True) -> pd.DataFrame:
+    """Tables (and figures) of an ensemble into ``out``; returns the robustness table."""
     out.mkdir(parents=True, exist_ok=True)
     table = robustness_table(summary)
     write_csv(table, out / "robustness.csv", index=False, float_format="%.6g")
     write_csv(minimax_regret(table), out / "minimax_regret.csv", index=False, float_format="%.6g")
-    write_csv(bands_table(summary), out / "bands.csv", index=False, float_format="%.6g")
-    figures = out / "figures"
-    cases = list(dict.fromkeys(case for case, _ in summary.keys))
-    for case in cases:
-        scenarios = [sc for c, sc in summary.keys if c == case]
-        with plotting.style():
-            fig, axes = plotting.panel_grid(len(scenarios), ncols=2, height=plotting.PANEL_HEIGHT * 1.25)
-            for ax, scenario in zip(axes, scenarios):
-                rows = table[(table.case == case) & (table.scenario == scenario)]
-                ensemble_plots.best_probability(rows, ax=ax, title=f"{scenario.replace('_', ' ')}")
-            fig.suptitle(f"{case.upper()}: probability each strategy is best ({summary.samples:,} samples)",
-                         fontsize=7.5)
-            plotting.save_figure(fig, figures / f"{case}_best_probability")
-            for scenario in (fan_scenarios or scenarios[:1]):
-                if scenario not in scenarios:
-                    continue
-                rows = table[(table.case == case) & (table.scenario == scenario)]
-                fig = ensemble_plots.regret_figure(rows, title=f"{case.upper()}, {scenario.replace('_', ' ')}: regret")
-                plotting.save_figure(fig, figures / f"{case}_{scenario}_regret")
-                for variable in fan_variables:
-                    bands = percentile_bands(summary, case, scenario, variable)
-                    fig = ensemble_plots.fan_chart(
-                        bands, variable, units.get(variable),
-                        threshold=thresholds.get(case) if variable == CAPABILITY else None,
-                        title=f"{case.upper()}, {scenario.replace('_', ' ')}: {variable} "
-                              f"(median, 25-75% and 5-95% of {summary.samples:,} samples)")
-                    plotting.save_figure(fig, figures / f"{case}_{scenario}_{variable.lower().replace(' ', '_')}_fan")
-            if sobol and case in sobol:
-                fig = ensemble_plots.sobol_figure(sobol[case], title=f"{case.upper()}: Sobol indices of the metrics "
-                                                                       f"({SOBOL_STRATEGY.replace('_', ' ')})")
-                plotting.save_figure(fig, figures / f"{case}_sobol")
+    if summary.design.bands:
+        write_csv(bands_table(summary), out / "bands.csv", index=False, float_format="%.6g")
+    if sobol is not None:
+        write_csv(sobol, out / "sobol.csv", index=False, float_format="%.4g")
+    if summary.design.claims:
+        write_csv(claims_share_table(summary), out / "claims.csv", index=False, float_format="%.6g")
+    if figures and study.project.ensemble is not None:
+        draw_ensemble_figures(summary, table, out, study, sobol)
     return table
 
 
-def sector_sobol(design, space: UncertaintySpace, case: str, scenario: str, strategy: str, *, n: int,
-                 seed: int) -> pd.DataFrame:
-    """Sobol indices of every metric for one case, scenario and strategy."""
-    from sdloop.experiments.ensemble import METRIC_VARIABLES
-    from sdloop.experiments.sensitivity import sector_outputs, sobol_indices
+def draw_ensemble_figures(summary: EnsembleSummary, table: pd.DataFrame, out: Path, study: Study,
+                          sobol: pd.DataFrame | None) -> None:
+    specs = {s.name: s for s in summary.metrics}
+    labels = {name: s.label or name for name, s in specs.items()}
+    better = {name: s.better for name, s in specs.items() if s.better}
+    time_label = getattr(study.sim, "time_units", "") or "Time"
+    for figure in study.project.ensemble.figures:
+        for case in dict.fromkeys(c for c, _ in summary.keys):
+            rows = table[table.case == case]
+            base = fields({"case": case}, samples=f"{summary.samples:,}")
+            if figure.kind == "best_probability":
+                scenarios = [sc for c, sc in summary.keys if c == case]
+                with plotting.style():
+                    fig, axes = plotting.panel_grid(len(scenarios), ncols=2 if len(scenarios) > 1 else 1,
+                                                    height=plotting.PANEL_HEIGHT * 1.25)
+                    for ax, scenario in zip(axes, scenarios):
+                        ensemble_plots.best_probability(rows[rows.scenario == scenario], ax=ax,
+                                                        title=scenario.replace("_", " "), labels=labels)
+                    fig.suptitle(fill(figure.title or "{CASE}: probability each strategy is best ({samples} samples)",
+                                      base), fontsize=7.5)
+                plotting.save_figure(fig, out / fill(figure.file, base))
+            elif figure.kind == "regret":
+                scenario = figure.options.get("scenario") or next(iter(summary.design.scenarios))
+                f = fields({"case": case, "scenario": scenario}, samples=base["samples"])
+                with plotting.style():
+                    fig = ensemble_plots.regret_figure(rows[rows.scenario == scenario], labels=labels, better=better,
+                                                       title=fill(figure.title or "{CASE}, {scenario_text}: regret", f))
+                plotting.save_figure(fig, out / fill(figure.file, f))
+            elif figure.kind == "fan":
+                scenario = figure.options.get("scenario") or next(iter(summary.design.scenarios))
+                variable = figure.options["variable"]
+                f = fields({"case": case, "scenario": scenario}, samples=base["samples"], variable=slug(variable),
+                           variable_name=variable)
+                threshold = _threshold(study, summary.design, case, figure.options.get("threshold"))
+                bands = percentile_bands(summary, case, scenario, variable)
+                units = _units(study, variable)
+                with plotting.style():
+                    fig = ensemble_plots.fan_chart(bands, variable, units, threshold=threshold, time_label=time_label,
+                                                   title=fill(figure.title or "{CASE}, {scenario_text}: {variable_name}"
+                                                              " (median, 25-75% and 5-95% of {samples} samples)", f))
+                plotting.save_figure(fig, out / fill(figure.file, f))
+            elif figure.kind == "sobol" and sobol is not None:
+                part = sobol[sobol.case == case]
+                if part.empty:
+                    continue
+                f = fields({"case": case, "strategy": part.strategy.iloc[0], "scenario": part.scenario.iloc[0]},
+                           samples=base["samples"])
+                with plotting.style():
+                    fig = ensemble_plots.sobol_figure(part, labels=labels, title=fill(
+                        figure.title or "{CASE}: Sobol indices of the metrics ({strategy_text})", f))
+                plotting.save_figure(fig, out / fill(figure.file, f))
 
-    engine = engine_for(design.model)
-    layers = {**design.scenarios[scenario], **design.strategies[strategy]}
-    return sobol_indices(engine, space, sector_outputs(engine), n=n, seed=seed, base=design.cases[case],
-                         layers=layers, columns=list(METRIC_VARIABLES))
+
+def _units(study: Study, variable: str) -> str | None:
+    try:
+        return study.sim.units.get(study.sim.resolve(variable))
+    except Exception:  # an expression: no units known
+        return None
 
 
-def run_default_ensemble(models_dir: Path, out: Path, *, cases=None, strategies=None, scenarios=None,
-                         fitted_dir: Path | None = None, n: int = DEFAULT_SAMPLES, seed: int = DEFAULT_SEED) -> dict:
-    """The ensemble of ``sdloop run``: n samples of ``models/uncertainty.toml`` for every case,
-    scenario and strategy, plus Sobol indices per case; tables and figures into ``out``."""
-    from sdloop.report.sector_report import load_experiment
-
-    experiment = load_experiment(models_dir, cases, strategies, scenarios, fitted_dir)
-    design = design_from_experiment(experiment)
-    space = load_uncertainty(models_dir / UNCERTAINTY_FILE)
-    summary = run_ensemble(design, space, n, seed=seed, chunk_size=n)
-    engine = engine_for(design.model)
-    thresholds = {case: design.cases[case].get(THRESHOLD, engine.defaults[THRESHOLD]) for case in design.cases}
-    strategy = SOBOL_STRATEGY if SOBOL_STRATEGY in design.strategies else next(iter(design.strategies))
-    scenario = "baseline" if "baseline" in design.scenarios else next(iter(design.scenarios))
-    sobol = {case: sector_sobol(design, space, case, scenario, strategy, n=SOBOL_BASE, seed=seed)
-             for case in design.cases}
-    write_csv(pd.concat([t.assign(case=c, scenario=scenario, strategy=strategy) for c, t in sobol.items()]),
-              out / "sobol.csv", index=False, float_format="%.4g")
-    table = write_ensemble(summary, out, units=experiment.model.units, thresholds=thresholds, sobol=sobol,
-                           fan_scenarios=[scenario], fan_variables=(CAPABILITY,))  # bands.csv has the rest
-    sobol_runs = sum(SOBOL_BASE * (len(space) + 2) for _ in design.cases)
-    return {"seed": seed, "samples": n, "runs": summary.runs + sobol_runs, "table": table,
-            "inputs": {"uncertainty": space.source}, "minimax": minimax_regret(table)}
+def _threshold(study: Study, design: EnsembleDesign, case: str, value) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    name = study.sim.resolve(value)
+    return float(design.cases[case].get(name, study.sim.defaults[name]))
 
 
-def headline(result: dict) -> str:
-    """A few lines for the console: the minimax-regret strategy per case and metric (baseline)."""
-    table = result["minimax"]
-    base = table[table.scenario == "baseline"] if (table.scenario == "baseline").any() else table
-    lines = [f"Ensemble: {result['runs']:,} runs ({result['samples']} parameter samples per case x scenario x "
-             f"strategy, seed {result['seed']}); minimax-regret strategy under {base.scenario.iloc[0]}:"]
+def run_project_ensemble(study: Study, out: Path, *, cache: Cache, samples: int | None = None,
+                         seed: int | None = None, method: str | None = None, chunk_size: int | None = None,
+                         workers: int = 1, scheduler=None, sobol: int | None = None, figures: bool = True,
+                         uncertainty: Path | None = None, parameters: str | None = None,
+                         progress: bool | None = None) -> dict:
+    """The project's ensemble into ``out`` (from the cache when its inputs did not change)."""
+    spec = study.project.ensemble
+    samples = samples or spec.samples
+    seed = spec.seed if seed is None else seed
+    method = method or spec.method
+    space = checked_space(study, uncertainty, parameters)
+    design = design_for(study)
+    sobol_n, sobol_scenario, sobol_strategy = spec.sobol or (0, None, None)
+    sobol_n = sobol_n if sobol is None else sobol
+    chunk_size = chunk_size or samples
+    key = digest("ensemble", file_digest(study.project.model), design, space, samples, seed, method, chunk_size,
+                 sobol_n, sobol_scenario, sobol_strategy, figures, spec.figures, study.project.phases)
+    info = {"seed": seed, "samples": samples, "method": method, "space": space, "design": design,
+            "sobol_runs": sobol_n * (len(space) + 2) * len(design.cases) if sobol_n else 0}
+    if cache.get_files("ensemble", key, out) is not None:
+        info.update(reused=True, table=pd.read_csv(out / "robustness.csv", keep_default_na=False,
+                                                   na_values=[""]),
+                    runs=samples * len(design.keys))
+        return info
+    summary = run_ensemble(design, space, samples, seed=seed, method=method, chunk_size=chunk_size,
+                           workers=workers, scheduler=scheduler, progress=progress)
+    table_sobol = sobol_tables(study, design, space, n=sobol_n, seed=seed, scenario=sobol_scenario,
+                               strategy=sobol_strategy) if sobol_n else None
+    table = write_ensemble(summary, out, study, sobol=table_sobol, figures=figures)
+    cache.put_files("ensemble", key, out, [p for p in out.rglob("*") if p.is_file()])
+    info.update(reused=False, table=table, runs=summary.runs, summary=summary)
+    return info
+
+
+def headline(info: dict) -> str:
+    """A few lines for the console: the minimax-regret strategy per case and metric (first scenario)."""
+    table = minimax_regret(info["table"])
+    if table.empty:
+        return f"Ensemble: {info['runs']:,} runs (seed {info['seed']})"
+    first = table.scenario.iloc[0]
+    base = table[table.scenario == first]
+    reused = " (reused: inputs unchanged)" if info.get("reused") else ""
+    lines = [f"Ensemble: {info['runs'] + info['sobol_runs']:,} runs ({info['samples']} parameter samples per case x "
+             f"scenario x strategy, seed {info['seed']}){reused}; minimax-regret strategy under {first}:"]
     pivot = base.pivot(index="case", columns="metric", values="minimax_regret_strategy")
-    lines.append(pivot.reindex(columns=[m for m in METRIC_COLUMNS if m in pivot.columns]).to_string())
+    order = list(dict.fromkeys(base.metric))
+    lines.append(pivot.reindex(columns=order).to_string())
     return "\n".join(lines)
-
-
-__all__ = ["write_ensemble", "run_default_ensemble", "sector_sobol", "headline", "BAND_RANGES"]

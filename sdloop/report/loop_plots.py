@@ -9,16 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Mapping, Sequence
 
-import matplotlib
+import networkx as nx
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import networkx as nx  # noqa: E402
-import numpy as np  # noqa: E402
-
-from sdloop.analysis.dominance import Dominance  # noqa: E402
-from sdloop.analysis.loops import Link, Loop  # noqa: E402
-from sdloop.structure.build import ModelStructure  # noqa: E402
+from sdloop.analysis.dominance import Dominance
+from sdloop.analysis.loops import Link, Loop
+from sdloop.structure.build import ModelStructure
 
 MAX_LINES = 8
 
@@ -31,14 +28,14 @@ def relative_scores_plot(dominance: Dominance, *, ax=None, partition: int = 0, m
                          time_label: str = "Time", title: str | None = None, phases=None):
     """Relative loop scores of one cycle partition over time (largest ``max_lines`` loops),
     in the house style: reinforcing loops solid, balancing loops dashed, gray levels and
-    markers told apart in print; the others are summed as "other". ``phases`` (as in
-    ``sdloop.report.plotting.POLICY_PHASES``) shades periods of the time axis."""
+    markers told apart in print; the others are summed as "other". ``phases`` ((start, end,
+    label, gray), ...: a project's ``[[phases]]``) shades periods of the time axis."""
     from sdloop.report import plotting
 
     with plotting.style():
         if ax is None:
-            _, ax = plt.subplots(figsize=(plotting.DOUBLE_COLUMN, 2.2 * plotting.PANEL_HEIGHT / 1.6),
-                                 layout="constrained")
+            ax = Figure(figsize=(plotting.DOUBLE_COLUMN, 2.2 * plotting.PANEL_HEIGHT / 1.6),
+                        layout="constrained").subplots()
         ids = list(dominance.partitions[partition]) if dominance.partitions else []
         rel = dominance.relative_scores[ids]
         ranked = sorted(ids, key=lambda i: -float(rel[i].abs().max()))
@@ -113,7 +110,7 @@ def causal_loop_diagram(structure: ModelStructure, loops: Sequence[Loop], links:
     graph.add_edges_from(signs)
     if ax is None:
         size = min(12.0, 3.0 + 0.35 * graph.number_of_nodes())
-        _, ax = plt.subplots(figsize=(size, size * 0.75), layout="constrained")
+        ax = Figure(figsize=(size, size * 0.75), layout="constrained").subplots()
     if graph.number_of_nodes() == 0:
         ax.text(0.5, 0.5, "no feedback loops", ha="center", va="center", transform=ax.transAxes)
         ax.set_axis_off()

@@ -114,13 +114,13 @@ def manifest(*, models: Mapping[str, str | Path], runs: Mapping[str, Mapping[str
     import numpy
     import pysd
 
-    import sdloop
+    from sdloop.version import __version__
 
     return {
         "created": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
         "command": command,
         "versions": {
-            "sdloop": sdloop.__version__,
+            "sdloop": __version__,
             "pysd": pysd.__version__,
             "python": platform.python_version(),
             "numpy": numpy.__version__,

@@ -1,9 +1,11 @@
-"""Figures for papers, in one house style. The only core module that imports matplotlib.
+"""Figures for papers, in one house style (the report layer is the only one that imports matplotlib).
 
 House style: panels sized for a journal column (89 mm single, 183 mm double width),
 lines told apart by dash pattern and gray level so they survive grayscale printing,
-axis labels carrying the model's units, policy phases shaded, and every figure saved
-as vector PDF plus a 300-dpi PNG.
+axis labels carrying the model's units, periods (a project's ``[[phases]]``) shaded, and
+every figure saved as vector PDF plus a 300-dpi PNG. Figures are built as
+``matplotlib.figure.Figure`` objects without pyplot, so importing or using this module changes
+no global matplotlib state (the backend of a notebook is left alone).
 """
 
 from __future__ import annotations
@@ -11,16 +13,14 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Sequence
 
-import matplotlib
+import matplotlib.pyplot as plt
+import pandas as pd
+from cycler import cycler
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-from cycler import cycler  # noqa: E402
-
-from sdloop.report.output import publish_mode  # noqa: E402
+from sdloop.report.output import publish_mode
 
 MM = 1 / 25.4
 SINGLE_COLUMN = 89 * MM
@@ -40,13 +40,6 @@ LINE_STYLES = [
     {"color": "0.65", "linestyle": "-"},
     {"color": "0.25", "linestyle": (0, (2, 2, 6, 2))},
 ]
-
-# The three phases of Chinese industrial policy (seed 004), shaded lightly.
-POLICY_PHASES = (
-    (2006, 2013, "economic\ndevelopment", "0.93"),
-    (2013, 2020, "innovation-\ndriven", "0.85"),
-    (2020, None, "security", "0.93"),
-)
 
 HOUSE_STYLE = {
     "font.size": 7,
@@ -85,8 +78,8 @@ def units_label(name: str, units: str | None) -> str:
     return f"{name} ({units})"
 
 
-def shade_phases(ax, phases=POLICY_PHASES, *, label: bool = True):
-    """Shade the policy phases on a time axis; labels sit at the top of the axes."""
+def shade_phases(ax, phases: Sequence = (), *, label: bool = True):
+    """Shade periods ((start, end or None, label, gray level), ...) on a time axis; labels at the top."""
     lo, hi = ax.get_xlim()
     for start, end, text, gray in phases:
         end = hi if end is None else end
@@ -100,23 +93,25 @@ def shade_phases(ax, phases=POLICY_PHASES, *, label: bool = True):
     return ax
 
 
-def phase_legend(fig, phases=POLICY_PHASES):
-    """A figure-level key to the shaded policy phases, below the panels."""
+def phase_legend(fig, phases: Sequence = (), title: str = ""):
+    """A figure-level key to the shaded periods, below the panels."""
     from matplotlib.patches import Patch
 
+    if not phases:
+        return fig
     handles = []
     for start, end, text, gray in phases:
-        span = f"{start}-{end - 1}" if end else f"{start}-"
+        span = f"{start:g}-{end - 1:g}" if end else f"{start:g}-"
         handles.append(Patch(facecolor=gray, edgecolor="0.6", linewidth=0.4,
                              label=f"{text.replace(chr(10), ' ').replace('- ', '-')} ({span})"))
     fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), frameon=False,
-               title="Policy phase (Naughton, Xiao and Xu 2023)", title_fontsize=6)
+               title=title or None, title_fontsize=6)
     return fig
 
 
 def plot_lines(frame: pd.DataFrame, columns: Sequence[str], *, ax=None, labels: Sequence[str] | None = None,
-               ylabel: str | None = None, title: str | None = None, phases=POLICY_PHASES,
-               phase_labels: bool = True):
+               ylabel: str | None = None, title: str | None = None, phases: Sequence = (),
+               phase_labels: bool = True, time_label: str = "Time"):
     """Plot columns of a time-indexed frame on one axes; returns the axes."""
     if ax is None:
         _, ax = plt.subplots(figsize=(SINGLE_COLUMN, PANEL_HEIGHT))
@@ -129,7 +124,7 @@ def plot_lines(frame: pd.DataFrame, columns: Sequence[str], *, ax=None, labels: 
         ax.set_ylabel(ylabel)
     if title:
         ax.set_title(title, loc="left")
-    ax.set_xlabel("Year")
+    ax.set_xlabel(time_label)
     if len(columns) > 1:
         ax.legend(loc="best")
     return ax
@@ -138,8 +133,8 @@ def plot_lines(frame: pd.DataFrame, columns: Sequence[str], *, ax=None, labels: 
 def panel_grid(n: int, *, ncols: int = 2, width: float = DOUBLE_COLUMN, height: float = PANEL_HEIGHT):
     """A figure with ``n`` panels in a grid sized for a double journal column."""
     nrows = -(-n // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(width, height * nrows), squeeze=False,
-                             layout="constrained")
+    fig = Figure(figsize=(width, height * nrows), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False)
     flat = list(axes.flat)
     for ax in flat[n:]:
         ax.set_visible(False)
@@ -166,44 +161,6 @@ def save_figure(fig, path_stem: str | Path) -> list[Path]:
             Path(tmp).unlink(missing_ok=True)
             raise
         written.append(final)
-    plt.close(fig)
+    if plt.fignum_exists(getattr(fig, "number", -1)):
+        plt.close(fig)
     return written
-
-
-def key_stocks_figure(frame: pd.DataFrame, panels: Sequence[Mapping], units: Mapping[str, str],
-                      *, title: str | None = None):
-    """One multi-panel figure: each panel a mapping with 'title', 'columns', optional 'labels'
-    and 'ylabel' (defaults to the first column's units)."""
-    with style():
-        fig, axes = panel_grid(len(panels))
-        for ax, panel in zip(axes, panels):
-            columns = panel["columns"]
-            ylabel = panel.get("ylabel") or units_label(panel.get("quantity", columns[0]),
-                                                        units.get(columns[0]))
-            plot_lines(frame, columns, ax=ax, labels=panel.get("labels"), ylabel=ylabel,
-                       title=panel["title"], phase_labels=False)
-        phase_legend(fig)
-        if title:
-            fig.suptitle(title, fontsize=8)
-    return fig
-
-
-def scenario_comparison_figure(runs: Mapping[str, pd.DataFrame], variables: Sequence[str],
-                               units: Mapping[str, str], *, title: str | None = None):
-    """One panel per variable, one line per scenario."""
-    with style():
-        fig, axes = panel_grid(len(variables))
-        for ax, variable in zip(axes, variables):
-            for name, frame in runs.items():
-                ax.plot(frame.index, frame[variable], label=name.replace("_", " "))
-            first = next(iter(runs.values()))
-            ax.set_xlim(first.index.min(), first.index.max())
-            shade_phases(ax, label=False)
-            ax.set_ylabel(units_label(variable, units.get(variable)))
-            ax.set_xlabel("Year")
-            ax.set_title(variable, loc="left")
-        axes[0].legend(loc="best")
-        phase_legend(fig)
-        if title:
-            fig.suptitle(title, fontsize=8)
-    return fig

@@ -6,8 +6,18 @@ constants and lookups, each with units, comment and file line. SMOOTH, SMOOTH3, 
 DELAY1, DELAY3, DELAY N and TREND are written out as the stocks they are (named
 ``"<variable> (stage k)"`` with flows ``"<variable> (flow k)"``); INITIAL becomes an
 ``initial`` variable (fixed at the initial time) and DELAY FIXED a ``delay_fixed``
-variable (a pipeline of TIME STEP slots). Constructs sdloop cannot write out are listed in
-``unsupported`` with variable and line. Analysis modules read this and never the file.
+variable (a pipeline of TIME STEP slots); ACTIVE INITIAL an auxiliary with an ``initial``;
+macro calls the macro's variables, named after the caller (``"x [MACRO 1] inner"``).
+Constructs sdloop cannot write out are listed in ``unsupported`` with variable and line.
+Analysis modules read this and never the file.
+
+Subscripts (for every consumer, the C code generator included): an array variable is
+written out element by element. ``Population[region]`` with ``region: north, south``
+becomes the variables ``"Population[north]"`` and ``"Population[south]"`` (PySD's column
+names), each a scalar with its own sympy equation, ``array="Population"`` and
+``coords=("north",)``; ``ModelStructure.ranges`` maps each range to its elements. SUM,
+PROD, VMIN and VMAX become sums, products and nested MIN/MAX over the elements, so no
+consumer needs an array axis (see ``sdloop.structure.subscripts``).
 """
 
 from __future__ import annotations
@@ -30,6 +40,7 @@ from sdloop.structure.expressions import (
     make_unsupported,
     number,
     symbol_for,
+    time_step_symbol,
 )
 from sdloop.lang.source import SourceIndex, normalize, parse_model
 from sdloop.structure.subscripts import Ranges, SubscriptError, element_name
@@ -415,6 +426,23 @@ class _Builder:
                                initial=args["initial"] * T / order, inflows=(inflow_name,), outflows=(out_name,))
                 inflow_name = out_name
             return symbol_for(inflow_name)
+        if kind == "SampleIfTrue":
+            # PySD keeps the last sampled value: a stock that moves to the output in one TIME STEP
+            stage = symbol_for(f"{prefix} (sample)")
+            output = sympy.Piecewise((args["input"], args["condition"]), (stage, True))
+            flow = self.synthetic(f"{prefix} (sample flow)", "flow", (output - stage) / time_step_symbol())
+            self.synthetic(f"{prefix} (sample)", "stock", flow, units, initial=args["initial"],
+                           inflows=(f"{prefix} (sample flow)",))
+            return output
+        if kind == "Forecast":
+            inp, T = args["input"], args["average_time"]
+            stage = symbol_for(f"{prefix} (stage 1)")
+            flow = self.synthetic(f"{prefix} (flow 1)", "flow", (inp - stage) / T)
+            self.synthetic(f"{prefix} (stage 1)", "stock", flow, units, initial=inp / (1 + args["initial_trend"]),
+                           inflows=(f"{prefix} (flow 1)",))
+            from sdloop.structure.expressions import FUNCTIONS
+
+            return inp * (1 + FUNCTIONS["zidz"](inp - stage, T * stage) * args["horizon"])
         if kind == "Trend":
             inp, T = args["input"], args["average_time"]
             stage = symbol_for(f"{prefix} (stage 1)")

@@ -337,7 +337,8 @@ class Translator:
             return self.lookups[key](self._tr(node.argument, owner))
         stateful_types = (
             ax.SmoothStructure, ax.SmoothNStructure, ax.DelayStructure, ax.DelayNStructure,
-            ax.DelayFixedStructure, ax.TrendStructure, ax.InitialStructure,
+            ax.DelayFixedStructure, ax.TrendStructure, ax.InitialStructure, ax.SampleIfTrueStructure,
+            ax.ForecastStructure,
         )
         if isinstance(node, sympy.Basic):
             return node  # an argument already translated (macro parameters)

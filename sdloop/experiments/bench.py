@@ -1,10 +1,10 @@
-"""``sdloop bench``: PySD, the numpy engine and the compiled engine on the sector model, in one process.
+"""``sdloop bench``: PySD, the numpy engine and the compiled engine on a project's model, in one process.
 
-Runs are the NEV case under the 'simultaneous' strategy (every lever on) with the uncertain
-parameters of ``models/uncertainty.toml`` sampled (Latin hypercube, fixed seed), so every
-run differs. PySD's time per run is the mean over ``pysd_runs`` runs. An engine's time per
-run at N is the best of a few repeats of N runs recording the columns an ensemble records
-(the metric variables); N = 1 is one run with plain numbers as parameters (what
+Runs are one case of the project under one strategy (default: NEV under 'simultaneous', every
+lever on) with the uncertain parameters of the project's ``[ensemble] uncertainty`` sampled
+(Latin hypercube, fixed seed), so every run differs. PySD's time per run is the mean over
+``pysd_runs`` runs. An engine's time per run at N is the best of a few repeats of N runs
+recording the columns an ensemble records (the variables the project's metrics read); N = 1 is one run with plain numbers as parameters (what
 ``simulate --engine numpy`` does). The first calls compile the code and are not timed. The
 compiled engine's times per run are on one thread; at N = 10,000 the numpy engine, the
 compiled engine on one thread and on every core are timed in turn, repeat after repeat, so
@@ -46,29 +46,41 @@ def _best(call, repeats: int) -> float:
     return best
 
 
+def benchmark_project(models_dir: str | Path) -> Path:
+    """The first project in ``models_dir`` with an ensemble (its model is benchmarked)."""
+    from sdloop.errors import OverrideError
+    from sdloop.experiments.project import find_projects, load_project
+
+    for path in find_projects(models_dir):
+        if load_project(path).ensemble is not None:
+            return path
+    raise OverrideError(f"no project file with an [ensemble] in {models_dir}")
+
+
 def benchmark(models_dir: str | Path = "models", sizes=SIZES, pysd_runs: int = 20, seed: int = 0,
-              repeats: int = 3, threads: int | None = None) -> dict:
+              repeats: int = 3, threads: int | None = None, *, project: str | Path | None = None,
+              case: str = CASE, strategy: str = STRATEGY) -> dict:
     """The benchmark figures as a dict (the ``--json`` output)."""
     from sdloop.engines.cbuild import CompilerUnavailable
     from sdloop.engines.ccodegen import CodegenError
     from sdloop.engines.compiled import CompiledEngine, available_cores
-    from sdloop.experiments.ensemble import METRIC_VARIABLES
     from sdloop.engines.pysd_model import load_model
-    from sdloop.experiments.overrides import load_case, load_collection, merge
+    from sdloop.experiments.metrics import MetricSet
+    from sdloop.experiments.overrides import merge
+    from sdloop.experiments.project import load_project
     from sdloop.experiments.uncertainty import load_uncertainty
 
     load_before = os.getloadavg()[0]
-    models_dir = Path(models_dir)
-    path = models_dir / "sector_lifecycle.mdl"
+    spec = load_project(project or benchmark_project(models_dir))
+    path = spec.model
     model, engine = load_model(path), Engine(path)
     threads = threads or available_cores()
     try:
         compiled, unavailable = CompiledEngine(engine.structure, threads=threads), None
     except (CompilerUnavailable, CodegenError) as exc:
         compiled, unavailable = None, str(exc)
-    base = merge(model, [load_case(models_dir / "cases" / f"{CASE}.toml"),
-                         load_collection(models_dir / "strategies.toml")[STRATEGY]])
-    space = load_uncertainty(models_dir / "uncertainty.toml").checked(engine.resolve)
+    base = merge(model, spec.layers((case, next(iter(spec.entries("scenario"))), strategy)))
+    space = load_uncertainty(spec.ensemble.uncertainty).checked(engine.resolve)
     own = {name: base.get(name, engine.defaults[name]) for name in space.names}
     largest = max(max(sizes), pysd_runs, 64, COMPARED)
     samples = space.sample(largest, own, method="lhs", seed=seed)
@@ -88,7 +100,8 @@ def benchmark(models_dir: str | Path = "models", sizes=SIZES, pysd_runs: int = 2
         together = eng.run(params(pysd_runs), n=pysd_runs)
         return max(compare_frames(together.frame(i), frames[i]) for i in range(pysd_runs))
 
-    columns = list(METRIC_VARIABLES)
+    columns = MetricSet(spec.metrics, engine, horizon=spec.horizon or engine.control["final time"],
+                        source=spec.path, entries=spec.names()).columns
     engines = {"engine": engine} | ({"compiled": compiled} if compiled else {})
     per_run: dict[str, dict[str, float]] = {name: {} for name in engines}
     for name, eng in engines.items():
@@ -118,7 +131,7 @@ def benchmark(models_dir: str | Path = "models", sizes=SIZES, pysd_runs: int = 2
     speedup = pysd_ms * 1e3 / (compared["engine"] / COMPARED * 1e6) if COMPARED in sizes else None
     figures = {
         "model": str(path),
-        "runs": f"case {CASE}, strategy {STRATEGY}, {len(space)} uncertain parameters (LHS, seed {seed})",
+        "runs": f"case {case}, strategy {strategy}, {len(space)} uncertain parameters (LHS, seed {seed})",
         "pysd_ms_per_run": round(pysd_ms, 3),
         "engine_us_per_run": {k: round(v, 3) for k, v in per_run["engine"].items()},
         "speedup_10000": round(speedup, 1) if speedup else None,

@@ -1,0 +1,98 @@
+"""Project files: form errors and unknown names fail before any run with FILE:LINE and close names;
+a new model and project run from scratch without Python; outputs stay inside the run directory."""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+import pytest
+
+from conftest import FIXTURES, MODELS, ROOT
+from test_cli import sdloop
+
+SECTOR = MODELS / "sector.project.toml"
+
+GROWTH = FIXTURES / "exponential_growth.mdl"
+
+
+def project_with(tmp_path, old: str, new: str):
+    text = SECTOR.read_text()
+    assert old in text, old
+    text = text.replace(old, new, 1)
+    for name in ["sector_lifecycle.mdl", "strategies.toml", "scenarios.toml", "uncertainty.toml",
+                 *[f"cases/{p.name}" for p in (MODELS / "cases").glob("*.toml")]]:
+        text = text.replace(f'"{name}"', f'"{MODELS / name}"')
+    text = text.replace('"../calibration/fitted"', f'"{ROOT / "calibration" / "fitted"}"')
+    path = tmp_path / "study.project.toml"
+    path.write_text(text)
+    return path, text
+
+
+def line_of(text: str, fragment: str) -> int:
+    return next(i for i, line in enumerate(text.splitlines(), 1) if fragment in line)
+
+
+@pytest.mark.parametrize("old, new, at, words", [
+    ("max(\"Supply Shortfall\")", "max(\"Suply Shortfall\")", "Suply", "did you mean 'Supply Shortfall'"),
+    ('variables = ["Technological Capability"', 'variables = ["Technological Capabilty"', "Capabilty",
+     "did you mean 'Technological Capability'"),
+    ('holds = \'global_share_2035(strategy="perpetual_protection")',
+     'holds = \'global_share_2036(strategy="perpetual_protection")', "global_share_2036", "did you mean"),
+    ('strategy = "lifecycle_phased" }', 'strategy = "lifecycle_phase" }', "lifecycle_phase\"", "sobol strategy"),
+    ('file = "figures/{case}_ranking"', 'file = "../../etc/{case}_ranking"', "../../etc", "inside the run directory"),
+    ('horizon = 2035', 'horizon = 2035\ncolour = "red"', "colour", "unknown key"),
+    ('better = "lower"\nlabel = "peak', 'better = "less"\nlabel = "peak', "\"less\"", "'better' is"),
+    ('expr = \'at("Cumulative Fiscal Cost")\'', 'expr = \'open("x").read()\'', "open(", "only plain function names"),
+])
+def test_a_bad_project_fails_before_any_run_with_file_line_and_close_names(tmp_path, old, new, at, words):
+    path, text = project_with(tmp_path, old, new)
+    result = sdloop("run", path, "--results", tmp_path / "results")
+    assert result.returncode == 2, result.stdout
+    assert "Traceback" not in result.stderr
+    assert f"{path}:{line_of(text, at)}: " in result.stderr, result.stderr
+    assert words in result.stderr
+    assert not (tmp_path / "results" / "latest").exists()
+    assert not list(tmp_path.glob("etc*"))
+
+
+def test_a_new_model_and_project_run_without_python(tmp_path):
+    """The researcher's path: a .mdl and a project file with metrics, claims and figures."""
+    (tmp_path / "growth.mdl").write_text(GROWTH.read_text())
+    (tmp_path / "growth.project.toml").write_text('''
+name = "growth"
+model = "growth.mdl"
+horizon = 40
+[scenarios.baseline]
+[scenarios.fast.parameters]
+"birth fraction" = 0.06
+
+[metrics.final_population]
+expr = 'at(Population)'
+better = "higher"
+[metrics.doubling_time]
+expr = 'first_time(Population >= 2 * initial(Population)) - initial(Time)'
+better = "lower"
+
+[[claims]]
+name = "fast_doubles_sooner"
+text = "A higher birth fraction doubles the population sooner"
+holds = 'doubling_time(scenario="fast") < doubling_time(scenario="baseline")'
+
+[[figures]]
+kind = "compare"
+across = "scenario"
+file = "population"
+variables = ["Population", "births"]
+''')
+    result = sdloop("run", tmp_path / "growth.project.toml", "--results", tmp_path / "results")
+    assert result.returncode == 0, result.stderr
+    latest = tmp_path / "results" / "latest"
+    metrics = pd.read_csv(latest / "metrics.csv")
+    assert list(metrics.columns) == ["scenario", "final_population", "doubling_time"]
+    fast = metrics.set_index("scenario").loc["fast"]
+    assert fast["doubling_time"] == pytest.approx(11.5, abs=0.3)  # ln 2 / 0.06 = 11.55 years, saved yearly
+    claims = pd.read_csv(latest / "claims.csv")
+    assert claims.loc[0, "claim"] == "fast_doubles_sooner" and bool(claims.loc[0, "holds"])
+    assert (latest / "growth" / "population.png").exists() and (latest / "growth" / "trajectories.csv").exists()
+    assert re.search(r"engine: vectorized numpy engine", result.stdout)
