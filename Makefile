@@ -28,15 +28,18 @@ test-slow: $(STAMP)
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS)
 
-# Fits calibration/targets/{nev,ic,national}.toml; rewrites calibration/fitted/*.toml and
-# writes one report per case under results/.
+# Fits calibration/targets/{nev,ic,national}.toml with posteriors; rewrites
+# calibration/fitted/CASE.toml, CASE.history.toml and CASE.posterior.csv and writes one
+# report per case under results/.
 calibrate: $(STAMP)
 	$(BIN)/sdloop calibrate nev
 	$(BIN)/sdloop calibrate ic
 	$(BIN)/sdloop calibrate national
 
+# Engine speed (sdloop bench), then calibration speed: ML fit and a 10,000-draw posterior per case.
 bench: $(STAMP)
 	$(BIN)/sdloop bench
+	$(BIN)/python -m calibration.bench
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -70,7 +70,8 @@ def series_panels(cal: Calibration, frame):
 
 
 def fit_figure(cal: Calibration, *, ax=None):
-    """Model against data per series: best fit, parameter band, predictive band."""
+    """Model against data per series: best fit with the posterior predictive band and the
+    posterior parameter band (or, without a posterior, the profile band and sigma band)."""
     result = cal.result
     frame = result.prediction.frame
     with style():
@@ -81,14 +82,21 @@ def fit_figure(cal: Calibration, *, ax=None):
             best = _scaled(cal.best_frame, s, scale)
             members = np.array([_scaled(f, s, sc[s.name]).to_numpy() for f, sc in cal.band_frames])
             t = best.index.to_numpy(float)
-            if s.error == "log":
-                lo_p, hi_p = best * math.exp(-Z * sigma), best * math.exp(Z * sigma)
+            band = cal.bands.get(s.name) if cal.bands else None
+            if band is not None:
+                axis.fill_between(band["time"], band["pred_lo"], band["pred_hi"], color="0.88", lw=0,
+                                  label="95% posterior predictive band")
+                axis.fill_between(band["time"], band["param_lo"], band["param_hi"], color="0.62", lw=0,
+                                  label="95% posterior band (parameters)")
             else:
-                lo_p, hi_p = best - Z * sigma, best + Z * sigma
-            axis.fill_between(t, lo_p, hi_p, color="0.88", lw=0, label="95% predictive band")
-            if len(members):
-                axis.fill_between(t, members.min(axis=0), members.max(axis=0), color="0.62", lw=0,
-                                  label="95% parameter band (profile)")
+                if s.error == "log":
+                    lo_p, hi_p = best * math.exp(-Z * sigma), best * math.exp(Z * sigma)
+                else:
+                    lo_p, hi_p = best - Z * sigma, best + Z * sigma
+                axis.fill_between(t, lo_p, hi_p, color="0.88", lw=0, label="95% predictive band")
+                if len(members):
+                    axis.fill_between(t, members.min(axis=0), members.max(axis=0), color="0.62", lw=0,
+                                      label="95% parameter band (profile)")
             axis.plot(t, best, color="0", lw=1.1, ls="-", label="model (best fit)")
             axis.plot(_times(s, part["year"]), part["data"], ls="none", marker="o", ms=3.2,
                       mfc="white", mec="0", mew=0.9, label="data")
@@ -99,6 +107,8 @@ def fit_figure(cal: Calibration, *, ax=None):
                 axis.set_yscale("log")
                 axis.set_ylim(lo / 2.5, hi * 2.5)
                 _plain_log(axis)
+            if not part["used"].all():
+                axis.axvspan(part.loc[~part["used"], "year"].min(), max(part["year"]) + 1.5, color="0.95", lw=0)
             axis.set_title(f"{s.name} (n={len(part)}" + (", level fitted" if s.scale is None else "")
                            + ")", loc="left")
             axis.set_ylabel(_short_unit(cal.targets.data[s.name].unit))
@@ -125,8 +135,9 @@ def residual_figure(cal: Calibration):
             axis.vlines(x, 0, part["residual"], color="0.3", lw=0.8)
             axis.plot(x, part["residual"], ls="none", marker="o", ms=3.2, color="0")
             _xlim(axis, part["year"], extra=1.0)
-            axis.set_title(f"{s.name}: sigma {sigma:.3g} ({'est.' if s.sigma is None else 'assumed'})",
-                           loc="left")
+            rho = cal.result.prediction.rho.get(s.name, 0.0)
+            axis.set_title(f"{s.name}\nsigma {sigma:.3g} ({'group ' + s.group if s.group else 'fixed'})"
+                           + (f", AR(1) {rho:.2f}" if rho else ""), loc="left")
             axis.set_ylabel("log(model) - log(data)" if s.error == "log" else "model - data")
             axis.set_xlabel("Year")
         fig.suptitle(f"{cal.targets.name}: residuals (dashed ±1 sigma, dotted ±2 sigma)", fontsize=8)
@@ -168,7 +179,7 @@ def profile_figure(cal: Calibration):
 
 def holdout_figure(cal: Calibration):
     """Out-of-sample: the model fitted before the hold-out year against a log-linear trend."""
-    from calibration.validate import log_linear_forecast
+    from calibration.validate import ceiling, log_linear_forecast, logistic_forecast, random_walk_forecast
 
     holdout = cal.holdout
     frame = holdout.prediction.frame
@@ -184,7 +195,15 @@ def holdout_figure(cal: Calibration):
             if len(train) >= 2:
                 years = np.arange(min(part["year"]), max(part["year"]) + 1)
                 axis.plot(_times(s, years), log_linear_forecast(train["year"], train["data"], years),
-                          color="0.45", ls="--", lw=1, label="naive log-linear trend")
+                          color="0.45", ls="--", lw=1, label="log-linear trend")
+                future = np.arange(max(train["year"]), max(part["year"]) + 1)
+                axis.plot(_times(s, future), random_walk_forecast(train["year"], train["data"], future),
+                          color="0.45", ls=":", lw=1.2, label="random walk")
+                if s.saturates and len(train) >= 3:
+                    unit = cal.targets.data[s.name].unit
+                    axis.plot(_times(s, years), logistic_forecast(train["year"], train["data"], years,
+                                                                  ceiling=ceiling(unit)),
+                              color="0.3", ls="-.", lw=1, label="logistic")
             axis.plot(_times(s, train["year"]), train["data"], ls="none", marker="o", ms=3.2, color="0",
                       label="data used in the fit")
             axis.plot(_times(s, test["year"]), test["data"], ls="none", marker="o", ms=3.6, mfc="white",
@@ -200,7 +219,8 @@ def holdout_figure(cal: Calibration):
             axis.set_ylabel(_short_unit(cal.targets.data[s.name].unit))
             axis.set_xlabel("Year")
         fig.axes[0].legend(loc="lower right")
-        fig.suptitle(f"{cal.targets.name}: out-of-sample check, {year} onward held back (shaded)",
+        fig.suptitle(f"{cal.targets.name}: out-of-sample check, {year} onward held back (shaded), "
+                     "against three naive benchmarks",
                      fontsize=8)
     return fig
 
@@ -220,28 +240,46 @@ def _markdown_table(frame: pd.DataFrame, floatfmt: str = ".4g") -> str:
 def summary_markdown(cal: Calibration) -> str:
     r = cal.result
     t = cal.targets
-    stats = cal.statistics[["series", "years", "n", "RMSE", "MAPE", "R2", "UM", "US", "UC", "sigma",
-                            "sigma_estimated"]]
+    stats = cal.statistics[["series", "years", "n", "RMSE", "MAPE", "R2", "UM", "US", "UC", "sigma", "sigma_from"]]
+    diagnostics = cal.statistics[["series", "n", "ar1", "resid_acf1", "runs", "runs_expected", "runs_p"]]
     params = cal.parameters[["parameter", "estimate", "ci95_lower", "ci95_upper", "bound_lower",
                              "bound_upper", "identified", "note"]]
     lines = [
         f"# Calibration report: {t.name}", "", t.description, "",
         f"Model `{t.model.name}`" + (f", base case `{t.case.name}`" if t.case else "") +
-        f"; seed {cal.seed}, {cal.starts} starts; NLL at the optimum {r.nll:.4f}; converged: "
-        f"{r.converged} ({r.message}); {r.agreeing_starts} of {len(r.starts)} starts ended within 0.1 "
-        f"of the best; bounds hit: {', '.join(f'{k} ({v})' for k, v in r.bounds_hit.items()) or 'none'}.",
+        f"; engine {r.engine}; seed {cal.seed}, {cal.starts} differential-evolution starts; NLL at the optimum "
+        f"{r.nll:.4f}; converged: {r.converged} ({r.message}); {r.agreeing_starts} of {len(r.starts)} starts "
+        f"ended within 0.1 of the best; {r.evaluations} runs; bounds hit: "
+        f"{', '.join(f'{k} ({v})' for k, v in r.bounds_hit.items()) or 'none'}. Engine against PySD at the "
+        f"estimate: largest relative difference {cal.parity:.2e}.",
         "",
-        "Error model: Gaussian likelihood on log residuals (or absolute, per series) with a per-series "
-        "error scale sigma, estimated by maximum likelihood or assumed where a series is too thin "
-        "(see `calibration/fit.py`). Intervals: profile likelihood, 95% (chi-squared cut 1.92).",
+        "Error model (see `calibration/likelihood.py`): Gaussian AR(1) residuals (log or absolute) with the "
+        "error scale fixed at the series' documented measurement error or shared by a group of series "
+        "(never free per series). Intervals: profile likelihood, 95% (chi-squared cut 1.92).",
         "",
         "## Fit statistics (in-sample, data units; Theil U^M bias, U^S unequal variation, "
         "U^C unequal covariation; R2 = squared correlation)", "",
         _markdown_table(stats), "",
-        "## Parameters (95% profile-likelihood intervals)", "",
+        "## Residual diagnostics (lag-1 autocorrelation; Wald-Wolfowitz runs test on residual signs, "
+        "small p = too few runs = serially correlated)", "",
+        _markdown_table(diagnostics), "",
+        "## Parameters (95% profile-likelihood intervals; not identified = the interval runs into a bound)", "",
         _markdown_table(params), "",
-        f"## Out-of-sample: fitted to data before {cal.holdout.fit_before}, forecasting the rest", "",
+    ]
+    if cal.posterior is not None:
+        post = cal.posterior
+        lines += [f"## Posterior (emcee, {post.walkers} walkers, {post.burn} burn-in steps, "
+                  f"{len(post.draws)} draws kept; acceptance {post.acceptance:.2f}; "
+                  f"{'converged' if post.reliable else 'NOT converged'}: chain > 50 tau and R-hat < 1.05)", "",
+                  _markdown_table(post.summary()), ""]
+    lines += [
+        f"## Out-of-sample: fitted to data before {cal.holdout.fit_before}, forecasting the rest "
+        "(RMS log error; benchmarks fitted to the same training years)", "",
         _markdown_table(cal.holdout_summary), "",
+        "## Priors and the hold-out", "",
+        ("Every estimated parameter names the data years behind its bounds and start; none uses a "
+         f"year from {t.holdout_from} on." if not cal.prior_problems else
+         "Problems:\n" + "\n".join(f"- {m}" for m in cal.prior_problems)), "",
         "## Series and caveats", "",
     ]
     for s in t.series:
@@ -249,18 +287,22 @@ def summary_markdown(cal: Calibration) -> str:
         lines.append(f"- **{s.name}** (`{Path(s.file).name}`, {len(data)} sourced points "
                      f"{data.years[0]}-{data.years[-1]}) -> `{s.variable}`"
                      + (", level estimated" if s.scale is None else f", x {s.scale:g}")
-                     + (f", sigma assumed {s.sigma:g}" if s.sigma is not None else "")
+                     + (f", sigma fixed {s.sigma:g}" if s.sigma is not None else f", group {s.group}")
                      + (f". {s.note}" if s.note else ""))
+    for d in t.dropped:
+        lines.append(f"- dropped: `{d.file}`: {d.reason}")
     if t.inputs:
         lines += ["", "Dated policy inputs (fixed): " + "; ".join(f"{k} = {v:g}" for k, v in t.inputs.items())]
     lines += ["", "Wall time (s): " + ", ".join(f"{k} {v:.1f}" for k, v in cal.seconds.items()), "",
-              "Figures: `fit.png` (model vs data with bands), `residuals.png`, `profiles.png`, "
+              "Figures: `fit.png` (model vs data with posterior bands), `residuals.png`, `profiles.png`, "
               "`holdout.png` (each also as PDF)."]
     return "\n".join(lines) + "\n"
 
 
 def write_report(cal: Calibration, run_dir: str | Path) -> None:
     """Every table, figure and the summary of ``cal`` into ``run_dir``."""
+    from calibration.run import posterior_csv
+
     run_dir = Path(run_dir)
     r = cal.result
     write_csv(cal.statistics, run_dir / "fit_statistics.csv", index=False, float_format="%.6g")
@@ -273,7 +315,10 @@ def write_report(cal: Calibration, run_dir: str | Path) -> None:
     write_csv(cal.holdout_summary, run_dir / "out_of_sample.csv", index=False, float_format="%.6g")
     write_csv(cal.best_frame, run_dir / "trajectory.csv", float_format="%.8g")
     if cal.posterior is not None:
-        write_csv(cal.posterior, run_dir / "posterior.csv", index=False, float_format="%.8g")
+        atomic_write_text(run_dir / "posterior.csv", posterior_csv(cal, max_rows=len(cal.posterior.draws)))
+        write_csv(cal.posterior.summary(), run_dir / "posterior_summary.csv", index=False, float_format="%.6g")
+        bands = pd.concat([b.assign(series=name) for name, b in cal.bands.items()], ignore_index=True)
+        write_csv(bands, run_dir / "predictive_bands.csv", index=False, float_format="%.8g")
     save_figure(fit_figure(cal), run_dir / "fit")
     save_figure(residual_figure(cal), run_dir / "residuals")
     save_figure(profile_figure(cal), run_dir / "profiles")
@@ -282,6 +327,7 @@ def write_report(cal: Calibration, run_dir: str | Path) -> None:
     atomic_write_text(run_dir / "fitted.history.toml", history_case_text(cal))
     atomic_write_text(run_dir / "report.md", summary_markdown(cal))
     t = cal.targets
+    post = cal.posterior
     write_json(manifest(
         models={"model": t.model},
         runs={"fitted": r.params},
@@ -290,6 +336,9 @@ def write_report(cal: Calibration, run_dir: str | Path) -> None:
         seeds={"seed": cal.seed},
         command=sys.argv,
         notes={"nll": r.nll, "converged": r.converged, "evaluations": r.evaluations,
-               "seconds": cal.seconds,
-               "mcmc_acceptance": cal.posterior.attrs.get("acceptance") if cal.posterior is not None else None},
+               "seconds": cal.seconds, "engine": r.engine, "parity_max_rel_diff": cal.parity,
+               "posterior": None if post is None else {
+                   "walkers": post.walkers, "steps": post.steps, "burn": post.burn, "draws": len(post.draws),
+                   "acceptance": post.acceptance, "tau": post.tau, "ess": post.ess, "rhat": post.rhat,
+                   "reliable": post.reliable}},
     ), run_dir / "manifest.json")

@@ -79,3 +79,39 @@ def fit_statistics(simulated, actual) -> dict[str, float]:
     um, us, uc = theil(s, a)
     return {"n": int(s.size), "RMSE": rmse(s, a), "MAPE": mape(s, a), "R2": r_squared(s, a),
             "UM": um, "US": us, "UC": uc}
+
+
+def lag1_autocorrelation(residuals) -> float:
+    """Lag-1 autocorrelation of residuals in time order, ``sum r_t r_(t-1) / sum r_t^2`` after
+    removing the mean; NaN with fewer than three points."""
+    r = np.asarray(residuals, dtype=float)
+    if r.size < 3:
+        return math.nan
+    r = r - r.mean()
+    den = float(np.sum(r ** 2))
+    return float(np.sum(r[1:] * r[:-1]) / den) if den > 0 else math.nan
+
+
+def runs_test(residuals) -> tuple[int, float, float]:
+    """Wald-Wolfowitz runs test on the signs of the residuals: ``(runs, expected runs, p)``.
+
+    With ``n1`` positive and ``n2`` negative residuals (zeros dropped), the number of runs ``R``
+    has mean ``2 n1 n2 / n + 1`` and variance ``2 n1 n2 (2 n1 n2 - n) / (n^2 (n - 1))`` under
+    independence; ``p`` is two-sided from the normal approximation (rough below ten points).
+    Too few runs (small ``p``) is what serially correlated residuals produce.
+    """
+    from scipy.stats import norm
+
+    r = np.asarray(residuals, dtype=float)
+    signs = np.sign(r[r != 0])
+    n1, n2 = int(np.sum(signs > 0)), int(np.sum(signs < 0))
+    n = n1 + n2
+    if n1 == 0 or n2 == 0 or n < 3:
+        return (1 if n else 0, math.nan, math.nan)
+    runs = int(1 + np.sum(signs[1:] != signs[:-1]))
+    mean = 2 * n1 * n2 / n + 1
+    var = 2 * n1 * n2 * (2 * n1 * n2 - n) / (n ** 2 * (n - 1))
+    if var <= 0:
+        return (runs, mean, math.nan)
+    z = (runs - mean) / math.sqrt(var)
+    return (runs, mean, float(2 * norm.sf(abs(z))))

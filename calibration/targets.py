@@ -18,7 +18,10 @@ each parameter to estimate. Relative paths are relative to the target file::
     variable = "Domestic Production"          # the model variable it maps to
     scale = 6666.67                           # data units per model unit, or "estimate"
     error = "log"                             # residual log(model) - log(data), or "absolute"
-    sigma = "estimate"                        # error scale: a number, or "estimate" (ML)
+    sigma = 0.05                              # documented measurement error (fixed), or
+    group = "national"                        # ... an error scale shared (estimated) by a group
+    ar1 = 0.0                                 # AR(1) residual correlation per year, or "estimate"
+    saturates = true                          # a share with a ceiling: logistic hold-out benchmark
     aggregate = "mean"                        # mean over the year (flows, shares) or "end"
     first_year = 2014                         # optional window
     last_year = 2022
@@ -30,6 +33,18 @@ each parameter to estimate. Relative paths are relative to the target file::
     start = 2024                              # optional: default the base-case value
     transform = "linear"                      # or "log" (searched on a log scale)
     prior = { mean = 2024, sd = 4 }           # optional Gaussian prior
+    data_years = [2014, 2018]                 # years of data behind the start/bounds/prior
+    basis = "logistic through CAAM shares"    # where the prior comes from
+
+    [[dropped]]                               # series deliberately not fitted, with the reason
+    file = "china_nev_share_new_vehicle_sales_caam.csv"
+    reason = "collinear with NEV sales (same CAAM counts over near-constant total sales)"
+
+A free error scale per series lets a fit ignore a series it cannot follow (inflate its
+sigma); so each series has either a fixed ``sigma`` (its documented measurement error) or a
+``group`` whose series share one estimated scale (a group needs two series or more).
+Priors may use only data before ``holdout_from``: ``data_years`` says which (checked by
+``prior_years_problems``).
 
 Every name is checked against the model (unknown variables and constants fail with the
 file, line and close matches), every indicator file must exist, and every start value must
@@ -62,12 +77,26 @@ class SeriesTarget:
     variable: str
     scale: float | None  # None: estimated (the series constrains shape, not level)
     error: str  # "log" or "absolute"
-    sigma: float | None  # None: estimated by maximum likelihood
+    sigma: float | None  # None: the group's shared scale, estimated
     aggregate: str  # "mean" or "end"
     first_year: int | None
     last_year: int | None
     note: str
     line: int | None
+    group: str | None = None
+    ar1: float | str = 0.0  # fixed AR(1) coefficient per year, or "estimate" (shared by the unit)
+    saturates: bool = False
+
+    @property
+    def unit(self) -> str:
+        """The likelihood unit: the group name, or the series itself when its sigma is fixed."""
+        return f"group:{self.group}" if self.group else f"series:{self.name}"
+
+
+@dataclass(frozen=True)
+class Dropped:
+    file: str
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -80,6 +109,8 @@ class ParameterTarget:
     prior_mean: float | None
     prior_sd: float | None
     line: int | None
+    data_years: tuple[int, ...] | None = None
+    basis: str = ""
 
     def to_unit(self, value: float) -> float:
         """Map a value inside the bounds to [0, 1] (on a log scale for 'log')."""
@@ -108,6 +139,7 @@ class Targets:
     holdout_from: int
     data: Mapping[str, Series] = field(default_factory=dict)
     input_lines: Mapping[str, int] = field(default_factory=dict)
+    dropped: tuple[Dropped, ...] = ()
 
     @property
     def parameter_names(self) -> list[str]:
@@ -195,7 +227,8 @@ def load_targets(path: str | Path) -> Targets:
     """Read and check the form of a target file (names are checked later against the model)."""
     path = Path(path)
     data, text = read_toml(path, CalibrationError, "no such target file")
-    known = {"description", "model", "case", "data_dir", "holdout_from", "inputs", "series", "parameters"}
+    known = {"description", "model", "case", "data_dir", "holdout_from", "inputs", "series", "parameters",
+             "dropped"}
     for key in data:
         if key not in known:
             raise CalibrationError(f"unknown key (expected {', '.join(sorted(known))})", file=path,
@@ -243,7 +276,7 @@ def load_targets(path: str | Path) -> Targets:
             if key not in table:
                 raise CalibrationError(f"series needs '{key}'", file=path, line=line, variable=name)
         unknown = set(table) - {"name", "file", "variable", "scale", "error", "sigma", "aggregate",
-                                "first_year", "last_year", "note"}
+                                "first_year", "last_year", "note", "group", "ar1", "saturates"}
         if unknown:
             key = sorted(unknown)[0]
             raise CalibrationError("unknown series key", file=path, line=where(key), variable=key)
@@ -263,10 +296,30 @@ def load_targets(path: str | Path) -> Targets:
         if error not in ("log", "absolute"):
             raise CalibrationError(f"'error' must be 'log' or 'absolute', got {error!r}", file=path,
                                    line=where("error"), variable=name)
-        sigma = table.get("sigma", "estimate")
-        sigma = None if sigma == "estimate" else _number(table, "sigma", path, where("sigma"), name)
+        group = table.get("group")
+        if group is not None and not (isinstance(group, str) and group):
+            raise CalibrationError("'group' must be a name", file=path, line=where("group"), variable=name)
+        if "sigma" in table and group is not None:
+            raise CalibrationError("give either a fixed 'sigma' or a shared 'group', not both", file=path,
+                                   line=where("sigma"), variable=name)
+        if table.get("sigma", "estimate") == "estimate" and group is None:
+            raise CalibrationError(
+                "a free error scale per series lets the fit ignore this series: give a fixed 'sigma' "
+                "(its documented measurement error) or a 'group' of series sharing one scale",
+                file=path, line=where("sigma"), variable=name)
+        sigma = None if group is not None else _number(table, "sigma", path, where("sigma"), name)
         if sigma is not None and sigma <= 0:
             raise CalibrationError("'sigma' must be positive", file=path, line=where("sigma"), variable=name)
+        ar1 = table.get("ar1", 0.0)
+        if ar1 != "estimate":
+            ar1 = _number(table, "ar1", path, where("ar1"), name, 0.0)
+            if not -1 < ar1 < 1:
+                raise CalibrationError("'ar1' must lie in (-1, 1) or be \"estimate\"", file=path,
+                                       line=where("ar1"), variable=name)
+        saturates = table.get("saturates", False)
+        if not isinstance(saturates, bool):
+            raise CalibrationError("'saturates' must be true or false", file=path, line=where("saturates"),
+                                   variable=name)
         aggregate = table.get("aggregate", "mean")
         if aggregate not in ("mean", "end"):
             raise CalibrationError(f"'aggregate' must be 'mean' or 'end', got {aggregate!r}", file=path,
@@ -277,7 +330,8 @@ def load_targets(path: str | Path) -> Targets:
                               error=error, sigma=sigma, aggregate=aggregate,
                               first_year=int(first) if first is not None else None,
                               last_year=int(last) if last is not None else None,
-                              note=str(table.get("note", "")), line=line)
+                              note=str(table.get("note", "")), line=line, group=group, ar1=ar1,
+                              saturates=saturates)
         if name in data_by_name:
             raise CalibrationError("two series with the same name", file=path, line=line, variable=name)
         loaded = load_series(csv_path)
@@ -289,11 +343,8 @@ def load_targets(path: str | Path) -> Targets:
         if not used:
             raise CalibrationError("no data years inside first_year/last_year", file=path, line=line,
                                    variable=name)
-        if sigma is None and len(used) < MIN_POINTS_FOR_ESTIMATED_SIGMA:
-            raise CalibrationError(
-                f"only {len(used)} data points: too few to estimate the error scale; give 'sigma' "
-                "(the series is a weak constraint)", file=path, line=where("sigma"), variable=name)
         series.append(target)
+    _check_groups(series, data_by_name, path)
 
     param_blocks = _block_lines(text, "parameters")
     params = []
@@ -307,7 +358,8 @@ def load_targets(path: str | Path) -> Targets:
         line = start_line or None
         if not name:
             raise CalibrationError("parameter needs 'name'", file=path, line=line)
-        unknown = set(table) - {"name", "lower", "upper", "start", "transform", "prior"}
+        unknown = set(table) - {"name", "lower", "upper", "start", "transform", "prior", "data_years",
+                                "basis"}
         if unknown:
             key = sorted(unknown)[0]
             raise CalibrationError("unknown parameter key", file=path,
@@ -337,14 +389,66 @@ def load_targets(path: str | Path) -> Targets:
             prior_sd = _number(prior, "sd", path, line, name)
             if prior_sd <= 0:
                 raise CalibrationError("prior sd must be positive", file=path, line=line, variable=name)
+        years = table.get("data_years")
+        if years is not None:
+            if not isinstance(years, list) or not all(isinstance(y, int) and not isinstance(y, bool)
+                                                      for y in years):
+                raise CalibrationError("'data_years' must be a list of years ([] when no data)", file=path,
+                                       line=_key_line(text, "data_years", start_line, end) or line,
+                                       variable=name)
+            years = tuple(years)
         params.append(ParameterTarget(name=name, lower=lower, upper=upper, start=start,
                                       transform=transform, prior_mean=prior_mean, prior_sd=prior_sd,
-                                      line=line))
+                                      line=line, data_years=years, basis=str(table.get("basis", ""))))
     holdout = data.get("holdout_from", 2020)
     if isinstance(holdout, bool) or not isinstance(holdout, int):
         raise CalibrationError("'holdout_from' must be a year", file=path, line=_key_line(text, "holdout_from"))
+    dropped = []
+    for table in data.get("dropped", []):
+        if not isinstance(table, dict) or set(table) != {"file", "reason"}:
+            raise CalibrationError("each [[dropped]] needs exactly 'file' and 'reason'", file=path,
+                                   line=next(iter(_block_lines(text, "dropped")), None))
+        dropped.append(Dropped(str(table["file"]), str(table["reason"])))
     return Targets(
         name=path.stem, path=path, description=str(data.get("description", "")), model=model, case=case,
         inputs=inputs, input_comments=_comments(text, inputs), series=tuple(series),
         parameters=tuple(params), holdout_from=holdout, data=data_by_name, input_lines=input_lines,
+        dropped=tuple(dropped),
     )
+
+
+def _check_groups(series: list[SeriesTarget], data: Mapping[str, Series], path: Path) -> None:
+    """A group shares one estimated scale: it needs two series or more, five points or more, and
+    one AR(1) setting (the coefficient belongs to the likelihood unit)."""
+    groups: dict[str, list[SeriesTarget]] = {}
+    for s in series:
+        if s.group:
+            groups.setdefault(s.group, []).append(s)
+    for name, members in groups.items():
+        first = members[0]
+        if len(members) < 2:
+            raise CalibrationError(f"group {name!r} has one series: a group of one is a free per-series "
+                                   "scale; give a fixed 'sigma'", file=path, line=first.line, variable=first.name)
+        points = sum(len([y for y in data[s.name].years if (s.first_year is None or y >= s.first_year)
+                          and (s.last_year is None or y <= s.last_year)]) for s in members)
+        if points < MIN_POINTS_FOR_ESTIMATED_SIGMA:
+            raise CalibrationError(f"group {name!r} has {points} data points: too few to estimate its "
+                                   "error scale; give fixed sigmas", file=path, line=first.line,
+                                   variable=first.name)
+        if len({str(s.ar1) for s in members}) > 1:
+            raise CalibrationError(f"the series of group {name!r} give different 'ar1': the coefficient "
+                                   "belongs to the group", file=path, line=first.line, variable=first.name)
+
+
+def prior_years_problems(targets: Targets) -> list[str]:
+    """Messages for parameters whose prior has no stated data years or uses a hold-out year."""
+    problems = []
+    for p in targets.parameters:
+        if p.data_years is None:
+            problems.append(f"{targets.path}:{p.line}: {p.name}: no 'data_years' for its prior")
+            continue
+        late = sorted(y for y in p.data_years if y >= targets.holdout_from)
+        if late:
+            problems.append(f"{targets.path}:{p.line}: {p.name}: prior uses hold-out year(s) "
+                            f"{', '.join(map(str, late))} (hold-out from {targets.holdout_from})")
+    return problems

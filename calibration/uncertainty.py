@@ -1,5 +1,5 @@
-"""Parameter uncertainty: profile-likelihood intervals, the band they imply, and an
-optional emcee posterior.
+"""Parameter uncertainty: profile-likelihood intervals and the band they imply (the posterior
+is in ``calibration.posterior``).
 
 Why profile likelihood and not the bootstrap: a bootstrap refits the model hundreds of
 times (each fit hundreds of runs at 0.1-0.2 s), and with thin series (1-9 points) resampled
@@ -26,10 +26,11 @@ import numpy as np
 import pandas as pd
 from scipy.stats import chi2
 
-from calibration.fit import FitResult, Problem, local_search, parallel_map
+from calibration.fit import FitResult, local_search, parallel_map
+from calibration.likelihood import Problem
 
 FIRST_STEP = 0.03  # first step from the estimate, in unit coordinates
-MAX_POINTS = 8  # grid points per side at most
+MAX_POINTS = 6  # grid points per side at most
 
 
 def threshold(level: float = 0.95) -> float:
@@ -71,7 +72,7 @@ def _walk(task):
         target = min(1.0, max(0.0, u_best[j] + direction * offset))
         start = u.copy()
         start[j] = target
-        result = local_search(problem, start, free=free, fixed={j: target}, maxfev=maxfev)
+        result = local_search(problem, start, free=free, fixed={j: target}, maxiter=maxfev)
         u = result.u
         delta = result.nll - best_nll
         rows.append((target, delta, u.copy()))
@@ -83,7 +84,7 @@ def _walk(task):
 
 
 def profile_likelihood(result: FitResult, *, level: float = 0.95, workers: int = 1,
-                       maxfev: int = 300, progress: bool = True) -> list[Profile]:
+                       maxfev: int = 60, progress: bool = True) -> list[Profile]:
     """Profiles of every fitted parameter around the estimate in ``result``."""
     problem: Problem = result.problem
     cut = threshold(level)
@@ -147,36 +148,3 @@ def band_points(profiles: list[Profile], result: FitResult, *, level: float = 0.
         members += [row[[f"u{i}" for i in range(k)]].to_numpy(dtype=float) for _, row in inside.iterrows()]
     unique = {tuple(np.round(u, 10)): u for u in members}
     return list(unique.values())
-
-
-def posterior(result: FitResult, *, rng: np.random.Generator, walkers: int = 16, steps: int = 300,
-              burn: float = 0.5, progress: bool = True) -> pd.DataFrame:
-    """emcee samples of the likelihood times a flat prior on the search coordinates.
-
-    The prior is uniform within the bounds on the linear or log scale the target chooses
-    (plus any Gaussian prior the target states, which is part of the NLL). Walkers start in
-    a small ball around the estimate; the first ``burn`` fraction of steps is dropped.
-    Returns one row per sample in natural units with its log-probability.
-    """
-    import emcee
-
-    problem: Problem = result.problem
-    k = len(result.u)
-    walkers = max(walkers, 2 * k + 2)
-
-    def log_prob(u):
-        if np.any(u < 0) or np.any(u > 1):
-            return -math.inf
-        value = problem.nll(u)
-        return -value if value < 1e9 else -math.inf
-
-    start = np.clip(result.u + 0.01 * rng.standard_normal((walkers, k)), 0.0, 1.0)
-    sampler = emcee.EnsembleSampler(walkers, k, log_prob)
-    sampler._random = np.random.RandomState(int(rng.integers(2 ** 32 - 1)))
-    sampler.run_mcmc(start, steps, progress=progress)
-    chain = sampler.get_chain(discard=int(burn * steps), flat=True)
-    logp = sampler.get_log_prob(discard=int(burn * steps), flat=True)
-    frame = pd.DataFrame([problem.natural(u) for u in chain])
-    frame["log_prob"] = logp
-    frame.attrs["acceptance"] = float(np.mean(sampler.acceptance_fraction))
-    return frame

@@ -35,7 +35,7 @@ def synthetic_data(tmp_path: Path, seed: int) -> Path:
 
 
 def targets_text(*, model=MODEL, adopters_variable="Adopters", adoption_file="adoption.csv",
-                 rate_bounds=(0.05, 1.5), rate_start=None, sigma="\"estimate\"", extra="") -> str:
+                 rate_bounds=(0.05, 1.5), rate_start=None, error='group = "synthetic"', extra="") -> str:
     start = f"start = {rate_start}\n" if rate_start is not None else ""
     return f'''description = "synthetic recovery"
 model = "{model}"
@@ -48,12 +48,13 @@ data_dir = "data"
 name = "adopters"
 file = "adopters.csv"
 variable = "{adopters_variable}"
-sigma = {sigma}
+{error}
 
 [[series]]
 name = "adoption"
 file = "{adoption_file}"
 variable = "Adoption"
+{error}
 {extra}
 [[parameters]]
 name = "Adoption Rate"

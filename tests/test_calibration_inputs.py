@@ -4,6 +4,7 @@ fitted file overwritten."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from calibration.errors import CalibrationError, FitFailed
@@ -84,9 +85,21 @@ def test_csv_with_missing_or_non_numeric_value(tmp_path, capsys, bad, message):
     assert f"{csv}:4: value: " in err and message in err
 
 
-def test_thin_series_needs_an_assumed_sigma(tmp_path):
-    path = write_targets(tmp_path, extra="first_year = 2017\n")
-    with pytest.raises(CalibrationError, match=r"adoption: only 3 data points: too few to estimate"):
+def test_thin_group_needs_fixed_sigmas(tmp_path):
+    path = write_targets(tmp_path, extra="first_year = 2018\n")
+    text = path.read_text().replace('variable = "Adopters"', 'variable = "Adopters"\nfirst_year = 2018')
+    path.write_text(text)
+    with pytest.raises(CalibrationError, match=r"group 'synthetic' has 4 data points: too few"):
+        load_targets(path)
+
+
+def test_a_free_scale_per_series_is_refused(tmp_path):
+    path = write_targets(tmp_path, error='sigma = "estimate"')
+    with pytest.raises(CalibrationError, match=r"adopters: a free error scale per series lets the fit ignore"):
+        load_targets(path)
+    path = write_targets(tmp_path, extra='group = "alone"\n', error="")
+    path.write_text(path.read_text().replace('variable = "Adopters"\n\n', 'variable = "Adopters"\nsigma = 0.1\n'))
+    with pytest.raises(CalibrationError, match=r"group 'alone' has one series"):
         load_targets(path)
 
 
@@ -103,7 +116,7 @@ def test_non_convergence_fails_without_writing(tmp_path, capsys):
 def test_evaluation_budget_exhausted_is_not_converged(tmp_path):
     path = write_targets(tmp_path)
     with pytest.raises(FitFailed, match="did not converge"):
-        calibrate(path, starts=1, maxfev=4, progress=False)
+        calibrate(path, starts=1, maxiter=2, draws=0, progress=False)
 
 
 def test_malformed_toml_names_the_line(tmp_path):
@@ -114,31 +127,37 @@ def test_malformed_toml_names_the_line(tmp_path):
 
 
 def test_simulator_is_swappable(tmp_path):
-    """fit() takes any simulate(params) -> DataFrame callable (e.g. a vectorized engine)."""
-    from calibration.fit import fit, simulator_for
+    """fit() takes any batch simulate(params, n) -> Batch callable: PySD here, the engine by default."""
+    from calibration.fit import fit
+    from calibration.simulate import PySDSimulator
 
     path = write_targets(tmp_path, 2)
     model = load_model(MODEL)
     targets = load_targets(path).checked(model)
-    inner = simulator_for(model, targets)
+    inner = PySDSimulator(MODEL, targets.base_parameters(model), final_time=2021, columns=["Adopters", "Adoption"])
     calls = []
 
-    def simulate(params):
-        calls.append(dict(params))
-        return inner(params)
+    def simulate(params, n):
+        calls.append((set(params), n))
+        return inner(params, n)
 
-    result = fit(None, targets, rng=np.random.default_rng(0), starts=1, simulate=simulate, progress=False)
-    assert result.converged and calls
-    assert set(calls[0]) == {"Adoption Rate", "Market Size"}
+    result = fit(None, targets, rng=np.random.default_rng(0), starts=1, simulate=simulate, progress=False,
+                 maxiter=3, popsize=2)
+    assert calls and calls[0][0] == {"Adoption Rate", "Market Size"}
+    assert calls[0][1] >= 4  # a whole population (scipy: at least 5 members) in one call
+    assert result.prediction.ok
 
 
 def test_successful_calibration_writes_report_figures_and_fitted_file(tmp_path, capsys):
     path = write_targets(tmp_path)
     fitted = tmp_path / "fitted"
     status = main(["calibrate", str(path), "--results", str(tmp_path / "results"), "--fitted-dir", str(fitted),
-                   "--workers", "1", "--starts", "2", "--no-progress"])
+                   "--workers", "1", "--starts", "2", "--draws", "2000", "--no-progress"])
     assert status == 0, capsys.readouterr().err
     latest = tmp_path / "results" / "latest"
+    posterior = pd.read_csv(fitted / f"{path.stem}.posterior.csv", comment="#")
+    assert list(posterior.columns) == ["Adoption Rate", "Market Size", "log_prob"] and len(posterior) >= 2000
+    assert "ESS" in (fitted / f"{path.stem}.posterior.csv").read_text().splitlines()[2]
     for name in ("fit", "residuals", "profiles", "holdout"):
         assert (latest / f"{name}.png").stat().st_size > 0 and (latest / f"{name}.pdf").stat().st_size > 0
     assert (latest / "report.md").exists() and (latest / "manifest.json").exists()

@@ -14,6 +14,11 @@ A loop's score is the product of its link scores; its relative score divides by 
 of the absolute scores of the loops in the same cycle partition (the loops that share
 stocks through feedback; a strongly connected part of the causal graph). The dominant
 loop at a time is the one with the largest absolute relative score in its partition.
+
+Loops named in a sidecar may belong to a *group*; ``group_scores`` sums the relative scores
+of a group's loops: its *share* (sum of absolute relative scores, 0-1) is the fraction of the
+partition's loop activity the group carries, its *net* score (signed sum) says whether that
+activity is reinforcing (+) or balancing (-) on balance.
 """
 
 from __future__ import annotations
@@ -188,4 +193,41 @@ def describe_periods(dominance: Dominance, names: Mapping[str, str] | None = Non
         prefix = f"partition {period.partition + 1}: " if len(dominance.partitions) > 1 else ""
         lines.append(f"{prefix}{period.start:g}-{period.end:g}: {label}"
                      + (f", mean relative score {period.mean_relative_score:+.2f}" if period.loop else ""))
+    return lines
+
+
+def group_scores(dominance: Dominance, groups: Mapping[str, str], partition: int = 0) -> pd.DataFrame:
+    """Per time and group: ``share`` (sum of |relative score|) and ``net`` (signed sum) of the
+    group's loops in ``partition``; loops in no group are summed as "other loops".
+
+    ``groups`` maps a loop id to its group name (``loops.loop_groups``).
+    """
+    ids = set(dominance.partitions[partition])
+    members: dict[str, list[str]] = {}
+    for loop in dominance.loops:
+        if loop.id in ids:
+            members.setdefault(groups.get(loop.id, "other loops"), []).append(loop.id)
+    columns = {}
+    for group, loop_ids in members.items():
+        rel = dominance.relative_scores[loop_ids]
+        columns[(group, "share")] = rel.abs().sum(axis=1)
+        columns[(group, "net")] = rel.sum(axis=1)
+    frame = pd.DataFrame(columns)
+    frame.columns = pd.MultiIndex.from_tuples(frame.columns, names=["group", "score"])
+    return frame
+
+
+def describe_groups(scores: pd.DataFrame, bins: int = 3) -> list[str]:
+    """One line per group: its mean share (and net sign) over the run cut into ``bins`` stretches."""
+    times = scores.index.to_numpy()
+    edges = np.linspace(0, len(times), bins + 1).astype(int)
+    spans = [(times[a], times[b - 1]) for a, b in zip(edges[:-1], edges[1:]) if b > a]
+    lines = []
+    for group in dict.fromkeys(scores.columns.get_level_values(0)):
+        parts = []
+        for (a, b), lo, hi in zip(spans, edges[:-1], edges[1:]):
+            share = float(scores[(group, "share")].iloc[lo:hi].mean())
+            net = float(scores[(group, "net")].iloc[lo:hi].mean())
+            parts.append(f"{a:g}-{b:g} {100 * share:.0f}% ({'R' if net > 0 else 'B' if net < 0 else '-'})")
+        lines.append(f"{group}: " + ", ".join(parts))
     return lines

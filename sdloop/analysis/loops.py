@@ -82,6 +82,7 @@ class LoopName:
     id: str | None = None
     polarity: str | None = None
     line: int | None = None
+    group: str | None = None  # a named group of loops (dominance is also reported per group)
 
 
 def causal_graph(structure: ModelStructure) -> nx.DiGraph:
@@ -329,8 +330,8 @@ def load_loop_names(model_path: str | Path) -> list[LoopName]:
         raise ModelFileError(f"malformed TOML: {exc}", file=path,
                              line=int(found.group(1)) if found else None) from None
     entries = data.get("loop", [])
-    if not isinstance(entries, list) or set(data) - {"loop"}:
-        raise ModelFileError("expected only [[loop]] tables", file=path)
+    if not isinstance(entries, list) or set(data) - {"loop", "group"}:
+        raise ModelFileError("expected only [[loop]] and [[group]] tables", file=path)
     names = []
     for i, entry in enumerate(entries, 1):
         line = _line_of_entry(text, i)
@@ -340,14 +341,57 @@ def load_loop_names(model_path: str | Path) -> list[LoopName]:
         if not isinstance(variables, list) or not all(isinstance(v, str) for v in variables) or not variables:
             raise ModelFileError("'variables' must be a list of variable names", file=path, line=line,
                                  variable=entry["name"])
-        unknown = set(entry) - {"id", "name", "variables", "polarity"}
+        unknown = set(entry) - {"id", "name", "variables", "polarity", "group"}
         if unknown:
             raise ModelFileError(f"unknown keys {sorted(unknown)}", file=path, line=line, variable=entry["name"])
         polarity = entry.get("polarity")
         if polarity not in (None, "R", "B"):
             raise ModelFileError("polarity must be \"R\" or \"B\"", file=path, line=line, variable=entry["name"])
-        names.append(LoopName(entry["name"], tuple(variables), entry.get("id"), polarity, line))
+        group = entry.get("group")
+        if group is not None and not (isinstance(group, str) and group):
+            raise ModelFileError("'group' must be a name", file=path, line=line, variable=entry["name"])
+        names.append(LoopName(entry["name"], tuple(variables), entry.get("id"), polarity, line, group))
     return names
+
+
+@dataclass(frozen=True)
+class GroupRule:
+    """A sidecar ``[[group]]``: loops through every variable of ``through`` belong to ``name``
+    (the first matching rule wins; a named loop's own ``group`` comes first)."""
+
+    name: str
+    through: tuple[str, ...]
+
+
+def load_group_rules(model_path: str | Path) -> list[GroupRule]:
+    """The ``[[group]]`` rules of the sidecar next to the model, in order."""
+    path = sidecar_path(model_path)
+    if not path.exists():
+        return []
+    rules = []
+    for entry in tomllib.loads(path.read_text(encoding="utf-8")).get("group", []):
+        through = entry.get("through") if isinstance(entry, dict) else None
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or set(entry) - {"name", "through"} \
+                or not isinstance(through, list) or not through or not all(isinstance(v, str) for v in through):
+            raise ModelFileError("each [[group]] needs a 'name' and a non-empty 'through' list of variables",
+                                 file=path)
+        rules.append(GroupRule(entry["name"], tuple(through)))
+    return rules
+
+
+def loop_groups(loops: list[Loop], names: list[LoopName], rules: list[GroupRule]) -> dict[str, str]:
+    """Loop id -> group: the named loop's own group, else the first rule whose variables all lie
+    on the loop; loops in no group are left out."""
+    own = {entry.name: entry.group for entry in names if entry.group}
+    out = {}
+    for loop in loops:
+        on = {normalize(v) for v in loop.variables}
+        group = own.get(loop.name or "")
+        if group is None:
+            group = next((r.name for r in rules if all(normalize(v) in on for v in r.through)), None)
+        if group is not None:
+            out[loop.id] = group
+    return out
 
 
 def _line_of_entry(text: str, number: int) -> int | None:
@@ -363,7 +407,7 @@ def analyse(structure: ModelStructure, run: Trajectory | None = None, *,
 
 
 __all__ = [
-    "Link", "Loop", "LoopName", "TooManyLoops", "analyse", "causal_graph", "evaluate_along", "find_loops",
-    "independent_cycles", "link_polarities", "load_loop_names", "loop_polarity", "match_name", "named_loop",
-    "sidecar_path",
+    "GroupRule", "Link", "Loop", "LoopName", "TooManyLoops", "analyse", "causal_graph", "evaluate_along",
+    "find_loops", "independent_cycles", "link_polarities", "load_group_rules", "load_loop_names", "loop_groups",
+    "loop_polarity", "match_name", "named_loop", "sidecar_path",
 ]

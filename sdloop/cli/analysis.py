@@ -12,9 +12,10 @@ found (``--strict``: errors or warnings), 2 when the file cannot be read or pars
 [--independent] [--max-loops N]``: the feedback loops (``--independent``: a shortest
 independent loop set, for models with thousands of loops); JSON is ``{"model": ..., "loops": [{"id", "name", "polarity",
 "variables"}]}`` with ``variables`` the Vensim names in causal order from a stock. With
-``--dominance`` a ``"dominance"`` list of periods is added (Loops That Matter). ``--out DIR``
-writes ``loops.json``, ``relative_loop_scores.csv`` and ``loop_scores.csv`` (with
-``--dominance``) and the figures ``causal_loop_diagram`` and ``relative_loop_scores``
+``--dominance`` a ``"dominance"`` list of periods is added (Loops That Matter), and loops that
+the sidecar puts in groups are also scored per group. ``--out DIR``
+writes ``loops.json``, ``relative_loop_scores.csv``, ``loop_scores.csv`` and
+``loop_group_scores.csv`` (with ``--dominance``) and the figures ``causal_loop_diagram`` and ``relative_loop_scores``
 (PDF and 300-dpi PNG).
 """
 
@@ -126,7 +127,13 @@ def run_loops(args: argparse.Namespace) -> int:
         print(f"sdloop: note: {analysis.note}", file=sys.stderr)
     loops, links, dominance = analysis.loops, analysis.links, analysis.dominance
     result = {"model": str(args.model), "loops": [loop.as_dict() for loop in loops]}
+    groups = None
     if dominance is not None:
+        from sdloop.analysis.dominance import group_scores
+        from sdloop.analysis.loops import load_group_rules, load_loop_names, loop_groups
+
+        membership = loop_groups(loops, load_loop_names(args.model), load_group_rules(args.model))
+        groups = group_scores(dominance, membership) if membership else None
         result["dominance"] = [
             {"partition": p.partition + 1, "start": p.start, "end": p.end, "loop": p.loop,
              "polarity": p.polarity, "mean_relative_score": round(p.mean_relative_score, 4)}
@@ -135,13 +142,13 @@ def run_loops(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps(result, indent=2, ensure_ascii=False))
     else:
-        print(_table(result, dominance, args.min_period))
+        print(_table(result, dominance, args.min_period, groups))
     if args.out:
-        _write_outputs(args.out, structure, loops, links, result, dominance)
+        _write_outputs(args.out, structure, loops, links, result, dominance, groups)
     return 0
 
 
-def _table(result: dict, dominance, min_period: float = 0.0) -> str:
+def _table(result: dict, dominance, min_period: float = 0.0, groups=None) -> str:
     rows = [("id", "polarity", "name", "variables")]
     for loop in result["loops"]:
         rows.append((loop["id"], loop["polarity"], loop["name"] or "",
@@ -155,10 +162,16 @@ def _table(result: dict, dominance, min_period: float = 0.0) -> str:
         lines.append("")
         lines.append("Dominant loop (Loops That Matter):")
         lines += ["  " + line for line in describe_periods(dominance, min_length=min_period)]
+    if groups is not None:
+        from sdloop.analysis.dominance import describe_groups
+
+        lines += ["", "Loop groups (share of the loop activity of the main partition, mean per stretch; "
+                      "R/B: reinforcing or balancing on balance):"]
+        lines += ["  " + line for line in describe_groups(groups)]
     return "\n".join(lines)
 
 
-def _write_outputs(out: Path, structure, loops, links, result: dict, dominance) -> None:
+def _write_outputs(out: Path, structure, loops, links, result: dict, dominance, groups=None) -> None:
     from sdloop.report import loop_plots
     from sdloop.report.output import write_csv, write_json
 
@@ -175,6 +188,10 @@ def _write_outputs(out: Path, structure, loops, links, result: dict, dominance) 
     if dominance is not None:
         write_csv(dominance.relative_scores, out / "relative_loop_scores.csv")
         write_csv(dominance.loop_scores, out / "loop_scores.csv")
+        if groups is not None:
+            flat = groups.copy()
+            flat.columns = [f"{g} {s}" for g, s in flat.columns]
+            write_csv(flat, out / "loop_group_scores.csv")
         time_units = structure.time_units or "Time"
         ax = loop_plots.relative_scores_plot(dominance, time_label=time_units,
                                              title=f"Relative loop scores, {name}")

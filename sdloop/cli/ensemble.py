@@ -29,7 +29,9 @@ def add_ensemble_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("-n", "--samples", type=int, help="parameter draws (default: the project's)")
     p.add_argument("--seed", type=int, help="random seed of the draws (default: the project's)")
     p.add_argument("--method", choices=["lhs", "sobol", "random"], help="sampling (default: the project's)")
-    p.add_argument("--uncertainty", type=Path, help="uncertain parameters (default: the project's)")
+    p.add_argument("--uncertainty", type=Path,
+                   help="uncertain parameters (default: the project's); 'posterior': the project's together "
+                        "with the calibration's posterior draws (FITTED/CASE.posterior.csv), sampled jointly")
     p.add_argument("--parameters", help="comma-separated subset of the uncertain parameters")
     p.add_argument("--chunk", type=int, default=10_000, help="draws per chunk (default: %(default)s)")
     p.add_argument("--workers", type=int, default=1, help="local worker processes (default: %(default)s)")

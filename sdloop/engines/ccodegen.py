@@ -42,6 +42,7 @@ from sdloop.structure.expressions import TIME, LookupFunction, LookupSlope
 
 __all__ = ["CKernel", "CodegenError", "TILE", "generate_c"]
 
+RECIPROCALS = True  # x / c as x * (1 / c) when 1 / c is hoisted (see the README)
 TILE = 16  # runs integrated together by one thread (lanes of the simd loops)
 MATH = ("exp", "log", "pow", "sin", "cos", "tan", "asin", "acos", "atan")  # vectorized through libmvec
 DECLARATION = """\
@@ -213,8 +214,8 @@ class _CGenerator:
         lines += [f"    double x_{ident[v.name]}[W];  /* stock {v.name} */" for v in self.stocks]
         lines += [f"    double t{j}[W];" for j in range(len(self.entries))]
         lines += [f"    double h{j}[W];" for j in range(len(self.const_sub))]
-        lines += [f"    double *pipe_{ident[p.name]}; int order_{ident[p.name]}[W]; int slot_{ident[p.name]}[W];"
-                  for p in self.pipes]
+        lines += [f"    double *pipe_{ident[p.name]}, in_{ident[p.name]}[W]; int order_{ident[p.name]}[W], "
+                  f"slot_{ident[p.name]}[W];" for p in self.pipes]
         lines += [f"    double v_{ident[v.name]}[W];  /* {v.name}, at recorded steps */"
                   for v in self.recordable if self._in_step(v)]
         lines += ["    unsigned char bad[W];", "};\n", "static const double *lanes_of(const struct tile *T, int v) {",
@@ -227,7 +228,7 @@ class _CGenerator:
 
     def _step(self) -> str:
         s, ident, lane = self.s, self.ident, self.lane
-        printer = CPrinter(lane, self.replaced, self.groups)
+        printer = CPrinter(lane, self.replaced, self.groups, reciprocals=RECIPROCALS)
         lines = ["static inline __attribute__((always_inline)) void step(struct tile *restrict T, double t, "
                  "double dt, int record) {", "    #pragma omp simd", "    for (int i = 0; i < W; i++) {"]
         lines += [f"        const double a_{ident[v.name]} = T->x_{ident[v.name]}[i];" for v in self.stocks]
@@ -251,43 +252,60 @@ class _CGenerator:
         return "\n".join(lines)
 
     def _start(self) -> str:
-        """The initial values of a tile (every variable in dependency order) and its hoisted constants."""
+        """The initial time of a tile, as the numpy engine does it: every variable in dependency
+        order (recorded as the values at step 0), the first step's stock updates and pipeline
+        writes from those values (when ``update``), then the hoisted constants."""
         s, ident = self.s, self.ident
         printer = CPrinter(self.init)
-        lines = ["static int start_tile(struct tile *restrict T, double t, double dt) {", "    #pragma omp simd",
-                 "    for (int i = 0; i < W; i++) {"]
+        lines = ["static int start_tile(struct tile *restrict T, double t, double dt, int update) {",
+                 "    #pragma omp simd", "    for (int i = 0; i < W; i++) {"]
         for name in self.init_order:
             var = s.variables[name]
             if var.kind in CONSTANT_KINDS:
                 continue
             expr = var.initial if var.kind in ("stock", "delay_fixed") else var.equation
             lines.append(f"        const double a_{ident[name]} = {printer.doprint(expr)};  /* {name} */")
-            if var.kind == "stock":
-                lines.append(f"        T->x_{ident[name]}[i] = a_{ident[name]};")
-            elif var.symbol in self.static:
+            if var.symbol in self.static:
                 lines.append(f"        T->s_{ident[name]}[i] = a_{ident[name]};")
+            elif var.symbol in self.timed_vars:
+                lines.append(f"        {self.lane[var.symbol]} = a_{ident[name]};")
+            elif self._in_step(var):
+                lines.append(f"        T->v_{ident[name]}[i] = a_{ident[name]};")
         for p in self.pipes:
             x = ident[p.name]
             lines += [f"        T->order_{x}[i] = (int)rint(sd_max(({printer.doprint(p.delay)}) / dt, 1.0) + 1e-6);",
-                      f"        T->slot_{x}[i] = 0;", f"        T->v_{x}[i] = a_{x};"]
+                      f"        T->in_{x}[i] = {printer.doprint(p.equation)};"]
+        for v in self.stocks:
+            lines.append(f"        T->x_{ident[v.name]}[i] = update ? a_{ident[v.name]} + dt * ({self._net(v, 'a_')}) "
+                         f": a_{ident[v.name]};")
         lines.append("    }")
-        for p in self.pipes:
+        for p in self.pipes:  # slot k % order holds the value at step k; step 0's input goes to slot 0
             x = ident[p.name]
             lines += [f"    int most_{x} = 1;",
                       f"    for (int i = 0; i < W; i++) most_{x} = T->order_{x}[i] > most_{x} ? T->order_{x}[i] : most_{x};",
                       f"    T->pipe_{x} = malloc(sizeof(double) * (size_t)most_{x} * W);",
                       f"    if (!T->pipe_{x}) return -1;",
                       f"    for (int r = 0; r < most_{x}; r++) for (int i = 0; i < W; i++) "
-                      f"T->pipe_{x}[r * W + i] = T->v_{x}[i];"]
+                      f"T->pipe_{x}[r * W + i] = T->v_{x}[i];",
+                      f"    for (int i = 0; i < W; i++) {{ T->pipe_{x}[i] = T->in_{x}[i]; "
+                      f"T->slot_{x}[i] = T->order_{x}[i] > 1 ? 1 : 0; }}"]
         if self.const_sub:
             printer = CPrinter(self.lane)
             lines += ["    #pragma omp simd", "    for (int i = 0; i < W; i++) {"]
             lines += [f"        T->h{j}[i] = {printer.doprint(expr)};" for expr, j in self.const_sub.items()]
             lines.append("    }")
-        lines += ["    (void)t; (void)dt;", "    return 0;", "}\n", "static void end_tile(struct tile *T) {"]
+        lines += ["    (void)t; (void)dt; (void)update;", "    return 0;", "}\n",
+                  "static void end_tile(struct tile *T) {"]
         lines += [f"    free(T->pipe_{ident[p.name]}); T->pipe_{ident[p.name]} = 0;" for p in self.pipes]
         lines += ["    (void)T;", "}\n"]
         return "\n".join(lines)
+
+    def _net(self, stock, prefix: str) -> str:
+        """A stock's inflows minus its outflows (each flow as ``prefix`` + its C name)."""
+        text = " + ".join(prefix + self.ident[f] for f in stock.inflows) or "0.0"
+        if stock.outflows:
+            text = f"{text} - " + " - ".join(prefix + self.ident[f] for f in stock.outflows)
+        return text
 
     def _timed(self) -> str:
         """Values of Time and constants: once over the grid (uniform) or per lane at each step.

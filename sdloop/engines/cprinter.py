@@ -15,7 +15,7 @@ import re
 import sympy
 from sympy.printing.c import C99CodePrinter
 
-from sdloop.engines.codegen import HoistingPrinter
+from sdloop.engines.printing import HoistingPrinter
 from sdloop.errors import ModelFileError
 from sdloop.structure.expressions import LookupFunction, LookupSlope
 
@@ -33,9 +33,11 @@ class CPrinter(HoistingPrinter, C99CodePrinter):
     min_name = "sd_min"
     max_name = "sd_max"
 
-    def __init__(self, symbols: dict, replacements: dict | None = None, groups: dict | None = None) -> None:
+    def __init__(self, symbols: dict, replacements: dict | None = None, groups: dict | None = None,
+                 reciprocals: bool = False) -> None:
         super().__init__(replacements, groups)
         self.symbols = symbols
+        self.reciprocals = reciprocals
 
     def doprint(self, expr, assign_to=None):
         self._not_supported = set()
@@ -94,6 +96,15 @@ class CPrinter(HoistingPrinter, C99CodePrinter):
         if exp.is_Integer and exp < 0:
             return f"(1.0/pow({b}, {self._print(-exp)}))"
         return f"pow({b}, {self._print(exp)})"
+
+    def _print_Mul(self, expr):
+        """A factor 1/c whose value is hoisted multiplies (sympy would print a division by c)."""
+        if expr not in self.groups and self.reciprocals:
+            hoisted = [a for a in expr.args if a.is_Pow and a.exp == -1 and a in self.replacements]
+            if hoisted:
+                rest = [a for a in expr.args if a not in hoisted]
+                return "*".join([f"({self._print(sympy.Mul(*rest))})"] + [self._print(a) for a in hoisted])
+        return super()._print_Mul(expr)
 
     def _print_Relational(self, expr):
         return f"({self._print(expr.lhs)} {expr.rel_op} {self._print(expr.rhs)})"

@@ -48,17 +48,21 @@ static int run_tile(struct tile *restrict T, long start, int n, int n_steps, con
     const int valid = n - start < W ? (int)(n - start) : W;
     memset(T, 0, sizeof(struct tile));
     load_constants(T, cval, carr, start, n);
-    if (start_tile(T, times[0], dt)) { end_tile(T); return -1; }
+    /* step 0: the initial values, and the first update */
+    if (start_tile(T, times[0], dt, n_steps > 0)) { end_tile(T); return -1; }
+    if (n_steps == 0) finite_stocks(T);
     for (int k = 0; k < n_times; k++) {
-        const double t = times[k];
         const int row = save_row[k];
-        timed_step(T, t, k, n_times, uniform, tab);
-        if (row < 0 && k < n_steps) { step(T, t, dt, 0); continue; }
-        if (k == n_steps) {  /* the stocks at the final time */
-            finite_stocks(T);
-            if (row < 0) break;
+        if (k > 0) {
+            const double t = times[k];
+            timed_step(T, t, k, n_times, uniform, tab);
+            if (row < 0 && k < n_steps) { step(T, t, dt, 0); continue; }
+            if (k == n_steps) {  /* the stocks at the final time */
+                finite_stocks(T);
+                if (row < 0) break;
+            }
+            step(T, t, dt, 1);
         }
-        step(T, t, dt, 1);
         if (row < 0) continue;
         for (int c = 0; c < n_rec; c++) {
             const double *src = lanes_of(T, rec_var[c]);

@@ -57,7 +57,7 @@ class CompiledEquation:
     def over(self, values: Mapping[str, np.ndarray], length: int) -> np.ndarray:
         """The equation at every time step, given an array per input."""
         if self._array is None:
-            from sdloop.engines.codegen import array_function, engine_namespace
+            from sdloop.engines.codegen import engine_namespace
 
             namespace = {**engine_namespace(self._structure), **lambdify_modules([self._expr])[0]}
             self._array = array_function(self._expr, self._symbols, namespace)
@@ -176,6 +176,18 @@ class Evaluator:
     def evaluate(self, name: str, values: Mapping[str, np.ndarray], length: int) -> np.ndarray:
         """Equation ``name`` over arrays of its inputs (one entry per time step)."""
         return self.equations[name].over(values, length)
+
+
+def array_function(expr: sympy.Expr, symbols, namespace: dict):
+    """``expr`` as a numpy function of ``symbols`` (printed as the engine prints it)."""
+    from sdloop.engines.codegen import EnginePrinter
+
+    printer = EnginePrinter()
+    args = ", ".join(printer.doprint(sym) for sym in symbols)
+    source = f"def _f({args}):\n    return {printer.doprint(expr)}\n"
+    scope = dict(namespace)
+    exec(compile(source, "<sdloop equation>", "exec"), scope)
+    return scope["_f"]
 
 
 def simulate(structure: ModelStructure, overrides: Mapping[str, float] | None = None,

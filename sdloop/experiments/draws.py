@@ -133,7 +133,7 @@ def evaluate_draws(design: EnsembleDesign, space: UncertaintySpace, unit: np.nda
             continue
         base = dict(design.cases[case])
         own = {name: base.get(name, sim.defaults[name]) for name in space.names}
-        sampled = space.values(unit, own)
+        sampled = space.values(unit, own, case=case)
         params = {k: {**base, **sampled, **design.layer(case, "scenario", scenario), **design.layer(case, "strategy", k[2])}
                   for k in group}
         together = stacked if stacked is not None else n * len(group) <= STACK_LIMIT

@@ -3,8 +3,9 @@
 The draws are cut into chunks; a chunk runs every run of the study on its draws
 (``draws.evaluate_draws``) and returns a small ``ChunkSummary``: per case and scenario, how
 often each strategy was best on each metric, its regret, sums and histograms of the metrics,
-histograms of the band series; per claim, on how many draws it held. Summaries merge as
-chunks finish, so memory stays bounded however many runs there are. Integer counts and maxima
+histograms of the band series; per claim, on how many draws it held. Draws are made when
+their chunk starts (``UnitSampler``) and summaries merge as chunks finish, so memory stays
+bounded however many runs there are. Integer counts and maxima
 merge in any order; float sums are kept per chunk and added in chunk order, so the same seed
 and chunk size give bit-identical results in-process, on a process pool or on a dask cluster.
 
@@ -19,14 +20,14 @@ import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Iterable
 
 import numpy as np
 from tqdm import tqdm
 
 from sdloop.experiments.draws import STACK_LIMIT, EnsembleDesign, compiled, evaluate_draws
 from sdloop.experiments.metrics import MetricSpec
-from sdloop.experiments.uncertainty import UncertaintySpace
+from sdloop.experiments.uncertainty import UncertaintySpace, UnitSampler
 
 PER_DECADE = 100  # default histogram resolution of a metric without a declared range
 
@@ -235,11 +236,11 @@ def run_ensemble(design: EnsembleDesign, space: UncertaintySpace, n: int, *, see
     space = space.checked(comp.sim.resolve)
     for layers in (*design.cases.values(), *design.scenarios.values(), *design.strategies.values()):
         comp.sim.check(layers)
-    unit = space.unit_sample(n, method=method, seed=seed)
+    sampler = UnitSampler(space.dimensions, n, method=method, seed=seed)
     runs_per_draw = len(design.strategies)
     stacked = chunk_size * runs_per_draw <= STACK_LIMIT
-    chunks = [Chunk(design, i, start, unit[start:start + chunk_size], space, stacked)
-              for i, start in enumerate(range(0, n, chunk_size))]
+    chunks = (Chunk(design, i, start, sampler.rows(start, start + chunk_size), space, stacked)
+              for i, start in enumerate(range(0, n, chunk_size)))  # made as they are asked for
     summary = EnsembleSummary(design, n, seed, method, space)
     total = n * len(design.keys)
     bar = tqdm(total=total, desc="ensemble", unit="run", unit_scale=True,
@@ -253,7 +254,7 @@ def run_ensemble(design: EnsembleDesign, space: UncertaintySpace, n: int, *, see
     return summary
 
 
-def _execute(chunks: Sequence[Chunk], workers: int, scheduler):
+def _execute(chunks: Iterable[Chunk], workers: int, scheduler):
     if scheduler is not None:
         from dask.distributed import Client, as_completed as dask_completed
 

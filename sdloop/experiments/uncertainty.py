@@ -18,6 +18,12 @@ Samples are drawn in the unit hypercube (Latin hypercube or scrambled Sobol sequ
 ``scipy.stats.qmc``, seeded) and mapped through each distribution's quantile function, so
 Sobol indices computed on the unit inputs are those of the parameters. ``from_calibration``
 reads the 95% intervals a calibration wrote into ``calibration/fitted/CASE.toml``.
+
+A space may also carry ``PosteriorDraws``: joint draws of calibrated parameters per case
+(``calibration/fitted/CASE.posterior.csv``). One more unit column then picks a draw for each
+sample, so the calibrated parameters keep their joint posterior (correlations included) and
+vary independently of the behavioural priors; a calibrated parameter that also has a prior
+takes the posterior's value.
 """
 
 from __future__ import annotations
@@ -91,11 +97,43 @@ class UncertainParameter:
 
 
 @dataclass(frozen=True)
+class PosteriorDraws:
+    """Joint posterior draws per case: ``draws[case][parameter]`` arrays of equal length."""
+
+    draws: Mapping[str, Mapping[str, np.ndarray]]
+    sources: Mapping[str, str]
+
+    def renamed(self, resolve: Callable[..., str]) -> "PosteriorDraws":
+        return PosteriorDraws({case: {resolve(n, constants_only=True, source=self.sources[case]): v
+                                      for n, v in table.items()} for case, table in self.draws.items()},
+                              self.sources)
+
+
+def load_posterior(directory: str | Path, cases: Sequence[str]) -> PosteriorDraws:
+    """``DIRECTORY/CASE.posterior.csv`` for every case (OverrideError naming a missing file)."""
+    import pandas as pd
+
+    draws, sources = {}, {}
+    for case in cases:
+        path = Path(directory) / f"{case}.posterior.csv"
+        if not path.exists():
+            raise OverrideError(f"no posterior draws for case {case!r}: run `sdloop calibrate {case}` first",
+                                file=path)
+        frame = pd.read_csv(path, comment="#").drop(columns=["log_prob"], errors="ignore")
+        if frame.empty or not np.isfinite(frame.to_numpy(float)).all():
+            raise OverrideError("posterior draws must be finite numbers", file=path)
+        draws[case] = {c: frame[c].to_numpy(float) for c in frame.columns}
+        sources[case] = str(path)
+    return PosteriorDraws(draws, sources)
+
+
+@dataclass(frozen=True)
 class UncertaintySpace:
-    """The uncertain parameters of an experiment, in a fixed order."""
+    """The uncertain parameters of an experiment, in a fixed order (plus optional posterior draws)."""
 
     parameters: tuple[UncertainParameter, ...]
     source: str | None = None
+    posterior: PosteriorDraws | None = None
 
     @property
     def names(self) -> list[str]:
@@ -104,12 +142,18 @@ class UncertaintySpace:
     def __len__(self) -> int:
         return len(self.parameters)
 
+    @property
+    def dimensions(self) -> int:
+        """Unit columns a draw needs: one per parameter, plus the posterior draw index."""
+        return len(self.parameters) + (1 if self.posterior else 0)
+
     def checked(self, resolve: Callable[..., str]) -> "UncertaintySpace":
         """The same space under the model's spelling (OverrideError, with close matches, if unknown)."""
         params = tuple(
             UncertainParameter(**{**p.__dict__, "name": resolve(p.name, constants_only=True, source=self.source)})
             for p in self.parameters)
-        return UncertaintySpace(params, self.source)
+        posterior = self.posterior.renamed(resolve) if self.posterior else None
+        return UncertaintySpace(params, self.source, posterior)
 
     def select(self, names: Sequence[str] | None) -> "UncertaintySpace":
         if not names:
@@ -118,25 +162,75 @@ class UncertaintySpace:
         missing = [n for n in names if n not in known]
         if missing:
             raise OverrideError(f"not declared uncertain: {', '.join(missing)}", file=self.source)
-        return UncertaintySpace(tuple(known[n] for n in names), self.source)
+        return UncertaintySpace(tuple(known[n] for n in names), self.source, self.posterior)
 
     def unit_sample(self, n: int, *, method: str = "lhs", seed: int) -> np.ndarray:
         """``n`` points of the unit hypercube (n, d): Latin hypercube, scrambled Sobol or random."""
-        d = len(self.parameters)
-        if method == "lhs":
-            return qmc.LatinHypercube(d=d, seed=seed).random(n)
-        if method == "sobol":
-            return qmc.Sobol(d=d, scramble=True, seed=seed).random(n)
-        if method == "random":
-            return np.random.default_rng(seed).random((n, d))
-        raise OverrideError(f"unknown sampling method {method!r}; use one of {', '.join(METHODS)}")
+        return UnitSampler(self.dimensions, n, method=method, seed=seed).rows(0, n)
 
-    def values(self, unit: np.ndarray, base: Mapping[str, float]) -> dict[str, np.ndarray]:
-        """Parameter arrays for unit samples (n, d); ``base`` gives each run's own value."""
-        return {p.name: p.values(unit[:, j], base[p.name]) for j, p in enumerate(self.parameters)}
+
+    def values(self, unit: np.ndarray, base: Mapping[str, float], case: str | None = None) -> dict[str, np.ndarray]:
+        """Parameter arrays for unit samples (n, d); ``base`` gives each run's own value; with
+        posterior draws for ``case`` the last column picks one joint draw per sample."""
+        out = {p.name: p.values(unit[:, j], base[p.name]) for j, p in enumerate(self.parameters)}
+        table = self.posterior.draws.get(case) if self.posterior and case is not None else None
+        if table:
+            m = len(next(iter(table.values())))
+            index = np.minimum((unit[:, -1] * m).astype(np.int64), m - 1)
+            out.update({name: values[index] for name, values in table.items()})
+        return out
 
     def sample(self, n: int, base: Mapping[str, float], *, method: str = "lhs", seed: int) -> dict[str, np.ndarray]:
         return self.values(self.unit_sample(n, method=method, seed=seed), base)
+
+
+LHS_BLOCK = 2**17  # Latin hypercubes larger than this are made of independent blocks of this size
+
+
+class UnitSampler:
+    """Rows [start, stop) of an ``n``-point design of the unit hypercube, made as they are needed,
+    so that memory does not grow with ``n``.
+
+    ``sobol`` and ``random`` rows are those of the whole sequence (the generator is moved
+    ahead to ``start``). ``lhs`` with up to ``LHS_BLOCK`` points is one Latin hypercube;
+    more points are consecutive blocks of ``LHS_BLOCK`` rows (the last one shorter), each
+    its own Latin hypercube seeded from ``seed`` and its block number: each block is
+    stratified in every dimension, the whole is not (at such sizes it makes no difference
+    to sample means). The last block used is kept, so rows are best asked for in order.
+    """
+
+    def __init__(self, d: int, n: int, *, method: str = "lhs", seed: int) -> None:
+        if method not in METHODS:
+            raise OverrideError(f"unknown sampling method {method!r}; use one of {', '.join(METHODS)}")
+        self.d, self.n, self.method, self.seed = d, n, method, seed
+        self._block: tuple[int, np.ndarray] | None = None
+
+    def rows(self, start: int, stop: int) -> np.ndarray:
+        """Points start to stop - 1, an array (stop - start, d)."""
+        stop = min(stop, self.n)
+        if self.method == "sobol":
+            engine = qmc.Sobol(d=self.d, scramble=True, seed=self.seed)
+            if start:  # (scipy fails to fast-forward by 0)
+                engine.fast_forward(start)
+            return engine.random(stop - start)
+        if self.method == "random":
+            rng = np.random.default_rng(self.seed)
+            rng.bit_generator.advance(start * self.d)
+            return rng.random((stop - start, self.d))
+        if self.n <= LHS_BLOCK:
+            return self._lhs_block(0, self.n, self.seed)[start:stop]
+        parts = []
+        for block in range(start // LHS_BLOCK, (stop - 1) // LHS_BLOCK + 1):
+            lo = block * LHS_BLOCK
+            size = min(LHS_BLOCK, self.n - lo)
+            rows = self._lhs_block(block, size, np.random.default_rng([self.seed, block]))
+            parts.append(rows[max(start - lo, 0):min(stop - lo, size)])
+        return np.concatenate(parts) if len(parts) > 1 else parts[0]
+
+    def _lhs_block(self, block: int, size: int, seed) -> np.ndarray:
+        if self._block is None or self._block[0] != block:
+            self._block = (block, qmc.LatinHypercube(d=self.d, seed=seed).random(size))
+        return self._block[1]
 
 
 def _number(table: dict, key: str, where: dict) -> float | None:

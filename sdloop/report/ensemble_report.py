@@ -54,7 +54,24 @@ def design_for(study: Study) -> EnsembleDesign:
 
 
 def checked_space(study: Study, path: Path | None = None, parameters: str | None = None) -> UncertaintySpace:
-    space = load_uncertainty(path or study.project.ensemble.uncertainty).checked(study.sim.resolve)
+    """The project's uncertain parameters (or ``path``'s); ``path`` "posterior": the project's,
+    with the calibration's posterior draws (``FITTED/CASE.posterior.csv``) sampled jointly."""
+    posterior = path is not None and str(path) == "posterior"
+    space = load_uncertainty(study.project.ensemble.uncertainty if posterior or path is None else path)
+    if posterior:
+        from dataclasses import replace
+
+        from sdloop.errors import OverrideError
+        from sdloop.experiments.uncertainty import load_posterior
+
+        fitted = study.project.fitted_source
+        cases = [c for c in study.project.entries("case") if fitted and (Path(fitted) / f"{c}.posterior.csv").exists()]
+        if not cases:
+            raise OverrideError("--uncertainty posterior: no CASE.posterior.csv for the project's cases in its "
+                                "fitted directory (run `sdloop calibrate CASE`; not with --uncalibrated)",
+                                file=fitted)
+        space = replace(space, posterior=load_posterior(fitted, cases))
+    space = space.checked(study.sim.resolve)
     if parameters:
         space = space.select([study.sim.resolve(n.strip(), constants_only=True) for n in parameters.split(",")])
     return space

@@ -145,11 +145,18 @@ def panel_grid(n: int, *, ncols: int = 2, width: float = DOUBLE_COLUMN, height: 
 
 
 def save_figure(fig, path_stem: str | Path) -> list[Path]:
-    """Save ``fig`` as ``<stem>.pdf`` (vector) and ``<stem>.png`` (300 dpi), atomically."""
+    """Save ``fig`` as ``<stem>.pdf`` (vector) and ``<stem>.png`` (300 dpi), atomically.
+
+    The figure is laid out and its tight bounding box found once, for both files: each file
+    is then one drawing pass (``savefig`` would otherwise lay out and draw the figure once
+    more per file to find the box)."""
     stem = Path(path_stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
+    fig.draw_without_rendering()
+    bbox = fig.get_tightbbox().padded(HOUSE_STYLE["savefig.pad_inches"])
+    fig.set_layout_engine(None)  # keep this layout
     written = []
-    for ext, kwargs in ((".pdf", {}), (".png", {"dpi": 300})):
+    for ext, kwargs in ((".pdf", {"bbox_inches": bbox}), (".png", {"dpi": 300, "bbox_inches": bbox})):
         final = stem.with_suffix(ext)
         fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=ext, dir=final.parent)
         os.close(fd)

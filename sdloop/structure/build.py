@@ -11,13 +11,8 @@ macro calls the macro's variables, named after the caller (``"x [MACRO 1] inner"
 Constructs sdloop cannot write out are listed in ``unsupported`` with variable and line.
 Analysis modules read this and never the file.
 
-Subscripts (for every consumer, the C code generator included): an array variable is
-written out element by element. ``Population[region]`` with ``region: north, south``
-becomes the variables ``"Population[north]"`` and ``"Population[south]"`` (PySD's column
-names), each a scalar with its own sympy equation, ``array="Population"`` and
-``coords=("north",)``; ``ModelStructure.ranges`` maps each range to its elements. SUM,
-PROD, VMIN and VMAX become sums, products and nested MIN/MAX over the elements, so no
-consumer needs an array axis (see ``sdloop.structure.subscripts``).
+Subscripted variables are written out element by element (``"Pop[north]"``, with ``array``
+and ``coords``), so no consumer needs an array axis: see ``sdloop.structure.subscripts``.
 """
 
 from __future__ import annotations
@@ -43,7 +38,7 @@ from sdloop.structure.expressions import (
     time_step_symbol,
 )
 from sdloop.lang.source import SourceIndex, normalize, parse_model
-from sdloop.structure.subscripts import Ranges, SubscriptError, element_name
+from sdloop.structure.subscripts import Ranges, SubscriptError, array_values as _array_values, covered as _covered, element_name
 
 CONTROL = ("initial time", "final time", "time step", "saveper")
 DYNAMIC_KINDS = frozenset({"flow", "auxiliary"})
@@ -484,13 +479,6 @@ def _component_lines(index: SourceIndex, element) -> list[int | None]:
     return [index.line(element.name)] * len(element.components)
 
 
-def _covered(ranges: Ranges, component) -> list[tuple[tuple[str, ...], dict]]:
-    subs, excepts = component.subscripts
-    if not subs:
-        return [((), {})]
-    return ranges.covered(list(subs), [list(e) for e in excepts])
-
-
 def structure_from_abstract(path: Path, abstract, index: SourceIndex) -> ModelStructure:
     """Build the ModelStructure from PySD's AbstractModel and the SourceIndex."""
     from pysd.translators.structures import abstract_expressions as ax
@@ -547,10 +535,10 @@ def structure_from_abstract(path: Path, abstract, index: SourceIndex) -> ModelSt
                 continue
             try:
                 covered = _covered(ranges, comp)
+                values = _array_values(ast, comp, ranges, covered)
             except SubscriptError as exc:
                 builder.unsupported.append(UnsupportedConstruct(el.name, line, f"subscripts: {exc}"))
                 continue
-            values = _array_values(ast, comp, ranges, covered)
             for i, (coords, context) in enumerate(covered):
                 name = element_name(el.name, coords)
                 tags = {"array": el.name, "coords": coords} if coords else {}
@@ -606,28 +594,12 @@ def _placeholders(builder: "_Builder", el, comp, ranges: Ranges, construct: str)
                                  el.units or "", (el.documentation or "").strip(), builder.index.line(el.name), **tags))
 
 
-def _array_values(ast, component, ranges: Ranges, covered) -> list[float] | None:
-    """The value of each covered element when the equation is a number or a number table."""
-    if isinstance(ast, (int, float, np.integer, np.floating)) and not isinstance(ast, bool):
-        return [float(ast)] * len(covered)
-    if not isinstance(ast, np.ndarray):
-        return None
-    full = [coords for coords, _ in ranges.expand(list(component.subscripts[0]))]
-    flat = np.asarray(ast, dtype=float).reshape(-1)
-    if len(flat) != len(full):
-        raise ModelFileError(f"{len(flat)} values for {len(full)} elements")
-    by_coords = dict(zip(full, flat))
-    return [float(by_coords[coords]) for coords, _ in covered]
-
-
 def _dynamic_controls(builder: "_Builder") -> None:
     """A control computed from stocks, data or Time cannot be fixed before the run."""
     static = {v.symbol for v in builder.variables.values() if v.kind in ("constant", "control")}
-    for var in builder.variables.values():
-        if var.kind == "control" and var.equation is not None:
-            if not var.equation.free_symbols <= static:
-                builder.unsupported.append(UnsupportedConstruct(
-                    var.name, var.line, f"{var.name.upper()} computed during the run"))
+    builder.unsupported += [UnsupportedConstruct(v.name, v.line, f"{v.name.upper()} computed during the run")
+                            for v in builder.variables.values() if v.kind == "control" and v.equation is not None
+                            and not v.equation.free_symbols <= static]
 
 
 def _assign_flows(builder: _Builder, stocks: list[tuple[str, sympy.Expr]]) -> None:

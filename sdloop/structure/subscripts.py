@@ -5,7 +5,8 @@ sdloop writes subscripted (array) variables out element by element: ``Pop[region
 ModelStructure (PySD's column names), each with its own scalar sympy equation, and each
 carrying ``array`` ("Pop") and ``coords`` (("north",)). Every layer (units, loops, the
 numpy and C engines) therefore sees scalars; a loop through an array variable is listed
-once per element chain. Ranges, subranges, copies (``<->``), ranges from files,
+once per element chain. SUM, PROD, VMIN and VMAX become sums, products and nested MIN/MAX
+over the elements (``sdloop.structure.expressions``). Ranges, subranges, copies (``<->``), ranges from files,
 ``:EXCEPT:``, mappings (``->``) and vector functions over ``dim!`` are resolved here, with
 PySD's own ``SubscriptManager`` reading the range definitions.
 """
@@ -16,6 +17,8 @@ import itertools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
+
+import numpy as np
 
 from sdloop.lang.source import normalize
 
@@ -162,3 +165,25 @@ class Ranges:
 def element_name(name: str, coords: tuple[str, ...]) -> str:
     """The variable name of one element: ``Name[a,b]`` (PySD's column name)."""
     return f"{name}[{','.join(coords)}]" if coords else name
+
+
+def covered(ranges: Ranges, component) -> list[tuple[tuple[str, ...], dict]]:
+    """The element tuples (with their binding context) one component of an equation defines."""
+    subs, excepts = component.subscripts
+    if not subs:
+        return [((), {})]
+    return ranges.covered(list(subs), [list(e) for e in excepts])
+
+
+def array_values(ast, component, ranges: Ranges, covered) -> list[float] | None:
+    """The value of each covered element when the equation is a number or a number table."""
+    if isinstance(ast, (int, float, np.integer, np.floating)) and not isinstance(ast, bool):
+        return [float(ast)] * len(covered)
+    if not isinstance(ast, np.ndarray):
+        return None
+    full = [coords for coords, _ in ranges.expand(list(component.subscripts[0]))]
+    flat = np.asarray(ast, dtype=float).reshape(-1)
+    if len(flat) != len(full):
+        raise SubscriptError(f"{len(flat)} values for {len(full)} elements")
+    by_coords = dict(zip(full, flat))
+    return [float(by_coords[coords]) for coords, _ in covered]
