@@ -19,7 +19,8 @@ from test_cli import sdloop
 SECTOR = MODELS / "sector.project.toml"
 POLICY = MODELS / "policy_loop.project.toml"
 EXPECTED_COLUMNS = ("case,strategy,scenario,breakthrough_year,self_sufficiency_2035,global_share_2035,"
-                    "peak_shortfall,cumulative_fiscal_cost,cost_per_capability")
+                    "peak_shortfall,cumulative_fiscal_cost,cost_per_capability,"  # the original columns, then
+                    "milestone_year,milestone_reached,shortfall_years,extra_shortfall,extra_shortfall_years")
 
 
 # The metrics.csv definitions as sdloop computed them before they became data
@@ -64,6 +65,18 @@ def test_sector_metrics_equal_the_old_definitions_on_the_same_runs():
                 assert not math.isfinite(new), (key, name)  # never / undefined stay empty in metrics.csv
             else:
                 assert new == pytest.approx(value, rel=1e-12, abs=1e-12), (key, name)
+        frame, base = result.runs[key], result.runs[(row.case, "baseline", row.strategy)]
+        shortfall = frame.loc[:2035, "Supply Shortfall"]
+        assert row.shortfall_years == pytest.approx(np.trapezoid(shortfall, shortfall.index), rel=1e-9, abs=1e-12)
+        extra = shortfall - base.loc[:2035, "Supply Shortfall"]
+        assert row.extra_shortfall == pytest.approx(extra.max(), abs=1e-12)
+        assert row.extra_shortfall_years == pytest.approx(np.trapezoid(extra, extra.index), abs=1e-9)
+        after = frame.loc[2006.25:2035]
+        params = study.params[key]
+        holds = ((after["Capability Gap Years"] <= params.get("Milestone Gap Years", 1000))
+                 & (after["Anchor Unit Cost"] <= params.get("Milestone Unit Cost", 1e9)))
+        assert row.milestone_reached == float(holds.any())
+        assert (row.milestone_year == holds.index[holds.to_numpy()][0]) if holds.any() else math.isinf(row.milestone_year)
 
 
 def test_policy_summary_equals_the_old_table_on_the_same_runs():

@@ -8,16 +8,21 @@ on the case files' documented values (not the fitted ones), with the vectorized 
 
 from __future__ import annotations
 
-from pathlib import Path
 
+import itertools
+
+import networkx as nx
 import numpy as np
 import pytest
+
+from sdloop.analysis.loops import causal_graph
+from sdloop.structure.build import build_structure
 
 from sdloop.engines.numpy_engine import Engine
 from sdloop.experiments.overrides import load_case, load_collection
 
-ROOT = Path(__file__).resolve().parents[1]
-MODELS = ROOT / "models"
+from conftest import MODELS
+
 MODEL_FILE = MODELS / "sector_lifecycle.mdl"
 
 CASES = ("nev", "ic")
@@ -27,7 +32,7 @@ GROUPS = {"Research": ("RD Subsidy", "Talent Platform", "Import Access"),
           "Protection": ("Import Tariff", "Substitution Mandate"),
           "Opening": ("Export Promotion", "Standards IP Abroad")}
 LEVERS = tuple(lever for levers in GROUPS.values() for lever in levers)
-TIMING = ("Start Year", "Phase Trigger", "Coverage Trigger")
+TIMING = ("Start Year", "Maturity Trigger")
 
 SHARES = ("Self Sufficiency", "Global Market Share", "Supply Shortfall", "Import Dependence",
           "Domestic Preference Share", "Export Preference Share", "Capacity Utilization",
@@ -41,7 +46,7 @@ EXTRA = ("Lifecycle Phase", "Capability Ceiling", "Domestic Demand", "Domestic H
          "Unmet Demand", "Exports", "Domestic Production", "Total Fiscal Spending", "Order Pressure",
          "Profitability Effect", "Firm RD Spending", "Protection Efficiency", "Capability Gap Years",
          "Home Price", "Capacity Coverage", "Orders for Domestic Output", "Capacity Starts",
-         "Capacity Retirement", "Perceived Order Growth")
+         "Capacity Retirement", "Expected Capacity Growth", "Sector Maturity")
 COLUMNS = sorted(set(SHARES + STOCKS + EXTRA))
 
 STRATEGIES = load_collection(MODELS / "strategies.toml")
@@ -118,7 +123,8 @@ def test_a_window_delivers_exactly_its_lever_years(engine, case):
     for group in GROUPS:
         expected = 7.5 if group == "Opening" else 12.0
         assert integral(frame[f"{group} Window"]) == pytest.approx(expected, abs=0.02), group
-    triggered = run(engine, overrides(case, "baseline", "simultaneous", **{"Scale Coverage Trigger": 0.05,
+    start = run(engine, overrides(case, "baseline", "no_policy"))["Sector Maturity"].iloc[0]
+    triggered = run(engine, overrides(case, "baseline", "simultaneous", **{"Scale Maturity Trigger": start + 0.05,
                                                                            "Scale Start Year": 2006}))
     opened = triggered.index[triggered["Scale Clock"] > 0]
     if len(opened) and opened[0] + 13 <= 2035:
@@ -128,13 +134,35 @@ def test_a_window_delivers_exactly_its_lever_years(engine, case):
 def test_a_sunset_holds_whatever_the_state_does_later(engine):
     """Once open, a triggered window runs its course even if its trigger condition fails again."""
     params = overrides("nev", "baseline", "no_policy", **{"Protection Start Year": 2006,
-                                                          "Protection Coverage Trigger": 0.5,
+                                                          "Protection Maturity Trigger": 1.2,
                                                           "Protection Duration": 5})
     frame = run(engine, params)
     clock = frame["Protection Clock"]
     assert clock.iloc[-1] > 5  # opened and kept counting
     closed = frame.loc[clock > 5 + 1, "Protection Window"]
     assert (closed == 0).all()
+
+
+def test_every_state_trigger_reads_the_one_maturity_indicator():
+    """A group's opening condition reads the calendar and Sector Maturity only, and Sector Maturity is
+    the smoothed Lifecycle Phase, which reads capability only: one link from the sector's state to each
+    group, so each group closes one family of loops through the sector's maturity."""
+    structure = build_structure(MODEL_FILE)
+    graph = causal_graph(structure)
+    for group in GROUPS:
+        assert set(graph.predecessors(f"{group} Armed")) == {"Sector Maturity"}, group
+    assert set(graph.predecessors("Lifecycle Phase")) == {"Technological Capability"}
+    (smoothed,) = graph.predecessors("Sector Maturity")  # the SMOOTH's stock, fed by the phase
+    assert structure.variables[smoothed].kind == "stock"
+    assert nx.has_path(graph, "Lifecycle Phase", smoothed)
+
+
+def test_the_structure_stays_compact():
+    """Fewer than a thousand feedback loops (issue 13: hundreds at most); the count and the cycle
+    rank are in models/README.md."""
+    graph = causal_graph(build_structure(MODEL_FILE))
+    loops = sum(1 for _ in itertools.islice(nx.simple_cycles(graph), 1000))
+    assert loops < 1000
 
 
 # ---------------------------------------------------------------------------- equilibrium start
@@ -147,7 +175,7 @@ def test_the_model_starts_in_its_own_growth_equilibrium(runs, case):
     assert first["Order Pressure"] == pytest.approx(1.0, abs=1e-9)
     assert first["Scarcity Markup"] == pytest.approx(1.0, abs=1e-12)
     assert first["Profitability Effect"] == pytest.approx(1.0, abs=1e-9)
-    assert first["Perceived Order Growth"] > 0
+    assert first["Expected Capacity Growth"] > 0
     assert first["Capacity Starts"] > first["Capacity Retirement"]  # the pipeline carries growth
     # nothing jumps: the price moves by less than 2% in the first quarter and capacity stays within
     # 10% of normal output for the first two years (IC orders grow more slowly than the market as
@@ -193,13 +221,16 @@ def test_revenue_from_open_markets_funds_rd(runs, case):
 def test_scarcity_raises_the_price_and_the_market_clears(engine):
     """Cutting imports of ICs (foreign export controls, 2019.4 and 2022.8) sends orders home beyond
     capacity: for a year after each round order pressure and the home price are above the baseline;
-    the scarcity margin draws investment, so within three years capacity has caught up."""
+    the scarcity margin draws investment, so capacity grows until it has caught up with the orders."""
     base = run(engine, overrides("ic", "baseline", "no_policy"))
     cut = run(engine, overrides("ic", "export_controls", "no_policy"))
     for after in (slice(2019.75, 2020.5), slice(2023, 2024)):
         assert (cut.loc[after, "Order Pressure"] > base.loc[after, "Order Pressure"] + 0.05).all()
         assert (cut.loc[after, "Home Price"] > base.loc[after, "Home Price"]).all()
-    assert cut.loc[2025.5:2026, "Order Pressure"].max() < 1.0
+    assert (cut.loc[2020:2030, "Profitability Effect"] > base.loc[2020:2030, "Profitability Effect"]).all()
+    assert cut.loc[2030, "Domestic Production Capacity"] > 2 * base.loc[2030, "Domestic Production Capacity"]
+    pressure = cut.loc[2024:, "Order Pressure"]
+    assert pressure.iloc[-1] < 1.1 and (np.diff(pressure.to_numpy()) < 0).all()
 
 
 def test_policy_credit_raises_capacity_investment(engine):
