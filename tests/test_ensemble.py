@@ -69,8 +69,10 @@ def test_draws_give_the_metrics_and_claims_of_single_runs(study, design, space):
     found = evaluate_draws(design, space, unit)
     sim = study.sim
     held = {c.name: [] for c in study.claims}
+    from sdloop.experiments.metrics import DIMS, RunView
+
     for i in range(n):
-        table = {}
+        views = {}
         for key in design.keys:
             base = design.cases[key[0]]
             own = {name: base.get(name, sim.defaults[name]) for name in space.names}
@@ -78,9 +80,17 @@ def test_draws_give_the_metrics_and_claims_of_single_runs(study, design, space):
             params = {**base, **drawn, **design.layer(key[0], "scenario", key[1]),
                       **design.layer(key[0], "strategy", key[2])}
             frame = sim.run_frame(params, columns=study.metrics.columns)
-            from sdloop.experiments.metrics import RunView
+            views[key] = RunView.of_frame(frame, params, sim.defaults)
 
-            table[key] = study.metrics.evaluate(RunView.of_frame(frame, params, sim.defaults), None)
+        def refs_for(key):  # under()/diff(): the same expression in the run the target names
+            def refs(export):
+                target = dict(zip(DIMS, key)) | dict(export.target)
+                other = tuple(target[d] for d in DIMS)
+                return np.asarray(export.node.run(views[other], refs_for(other)))
+            return refs
+
+        table = {key: study.metrics.evaluate(view, refs_for(key)) for key, view in views.items()}
+        for key in design.keys:
             for name, values in table[key].items():
                 np.testing.assert_allclose(found.metrics[key][name][i], values[0], rtol=1e-10)
         for claim in study.claims:
@@ -126,8 +136,10 @@ def test_robustness_tables_and_bands(design, space):
     summary = run_ensemble(design, space, 50, seed=2, chunk_size=50, progress=False)
     table = robustness_table(summary)
     assert len(table) == 2 * 2 * 3 * len(design.metrics)
-    assert table["p_best"].between(0, 1).all()
-    grouped = table.groupby(["case", "scenario", "metric"])
+    ranked = table["metric"].isin([m.name for m in design.metrics if m.better])
+    assert table.loc[ranked, "p_best"].between(0, 1).all()
+    assert table.loc[~ranked, "p_best"].isna().all()  # a metric without `better` (milestone_reached) ranks nothing
+    grouped = table[ranked].groupby(["case", "scenario", "metric"])
     # on every sample where some strategy has a value, some strategy is best; samples where every
     # strategy's value is missing (no breakthrough, capability that did not rise) have no best
     best, valued = grouped["p_best"].sum(), 1 - grouped["missing"].min()
