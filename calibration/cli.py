@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from sdloop.cli import options
+
 PACKAGE = Path(__file__).resolve().parent
 
 
@@ -20,16 +22,16 @@ def add_calibrate_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "calibrate", help="fit calibration/targets/CASE.toml; write calibration/fitted/CASE.toml and a report")
     p.add_argument("case", help="case name (nev, ic, national) or a target TOML file")
-    p.add_argument("--seed", type=int, default=1, help="random seed for the multi-start draws (default 1)")
-    p.add_argument("--starts", type=int, default=2,
+    p.add_argument("--seed", type=options.seed, default=1, help="random seed for the multi-start draws (default 1)")
+    p.add_argument("--starts", type=options.positive_int, default=2,
                    help="independent differential evolutions; the report says how many agree (default 2)")
     p.add_argument("--results", type=Path, default=Path("results"), help="where run directories go")
     p.add_argument("--holdout-from", type=int, default=None,
                    help="first held-back year of the out-of-sample check (default: the target's, 2020)")
     p.add_argument("--fitted-dir", type=Path, default=PACKAGE / "fitted",
                    help="where CASE.toml is written (default calibration/fitted)")
-    p.add_argument("--workers", type=int, default=None, help="processes for the profiles (default 2)")
-    p.add_argument("--draws", type=int, default=10_000,
+    p.add_argument("--workers", type=options.positive_int, default=None, help="processes for the profiles (default 2)")
+    p.add_argument("--draws", type=options.nonnegative_int, default=10_000,
                    help="posterior draws kept after burn-in, saved as calibration/fitted/CASE.posterior.csv "
                         "(default 10000; 0: no posterior)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")

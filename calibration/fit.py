@@ -212,7 +212,7 @@ def fit(model, targets: Targets, *, rng: np.random.Generator, starts: int = 2, f
         message=message if prediction.ok else "the best point gives an invalid simulation", starts=results,
         bounds_hit=bounds_hit, prediction=prediction, evaluations=problem.evaluations,
         seconds=time.perf_counter() - began, fit_before=fit_before, problem=problem,
-        engine="pysd (" + note + ")" if note else "numpy",
+        engine="pysd (" + note + ")" if note else getattr(getattr(problem.simulate, "engine", None), "kind", "numpy"),
     )
 
 

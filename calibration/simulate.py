@@ -1,7 +1,8 @@
 """Batch simulators: N parameter sets in, the recorded variables of N runs out.
 
-``EngineSimulator`` runs a whole population in one call of the vectorized numpy engine
-(``sdloop.engines.numpy_engine``); ``PySDSimulator`` runs the same batch one run at a time
+``EngineSimulator`` runs a whole population in one engine call: the compiled C engine, or the
+vectorized numpy engine where it cannot be built (``sdloop.engines.compiled.load_engine``, which
+says why in one line); ``PySDSimulator`` runs the same batch one run at a time
 through PySD, the reference, for models the engine cannot compile and for parity checks.
 Both return a ``Batch``: saved times, ``values[variable]`` of shape (times, N), and which
 runs stayed finite. Any callable ``simulate(params: dict[str, ndarray], n) -> Batch`` can
@@ -40,10 +41,10 @@ class EngineSimulator:
 
     def __init__(self, path: str | Path, base: Mapping[str, float], *, final_time: float,
                  columns: Sequence[str]) -> None:
-        from sdloop.engines.numpy_engine import Engine
+        from sdloop.engines.compiled import load_engine
 
         self.path = Path(path)
-        self.engine = Engine(self.path)
+        self.engine = load_engine(self.path)
         self.base = dict(base)
         self.final_time = float(final_time)
         self.columns = list(columns)

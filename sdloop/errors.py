@@ -49,3 +49,15 @@ class SimulationError(SdloopError):
     """A simulation that produced non-finite values."""
 
     exit_status = 1
+
+
+class OutputError(SdloopError):
+    """A file or folder sdloop cannot write (read-only, a file where a folder is needed, disk full).
+
+    Raised before anything is changed, or after the partial output was removed: the message says
+    which, and earlier results are never touched.
+    """
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (what ``timeout``, ``kill`` and CI cancellation send), handled like Ctrl-C."""

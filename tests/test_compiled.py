@@ -78,7 +78,7 @@ def test_policy_loop_scenarios_match_pysd(compiler):
 
 
 def test_sector_strategies_match_pysd_in_one_call(compiler):
-    """Every strategy of two cases and scenarios, integrated together by two threads."""
+    """Every strategy of two cases and scenarios, integrated together (one tile of 16 runs)."""
     from sdloop.experiments.project import load_project
     from sdloop.experiments.study import Study
 
@@ -93,13 +93,20 @@ def test_sector_strategies_match_pysd_in_one_call(compiler):
     assert len(keys) == 2 * len({k[2] for k in runs}) and worst <= TOLERANCE
 
 
-def test_same_numbers_whatever_the_tiles_threads_and_slices(compiler):
+def test_same_numbers_whatever_the_tiles_threads_and_slices(compiler, monkeypatch):
+    from sdloop.engines import compiled
+
     engine = _compiled(MODELS / "sector_lifecycle.mdl")
     n = 3 * engine.kernel.tile + 5  # a partial last tile
     params = {"Spillover Rate": np.linspace(0.05, 0.2, n), "Price Sensitivity": np.linspace(1.5, 5, n)}
     columns = ["Self Sufficiency", "Technological Capability"]
     one = engine.run(params, columns=columns, threads=1)
+    assert engine.team == (1, 1)
     two = engine.run(params, columns=columns, threads=2)
+    assert engine.team == (1, 1)  # 53 runs: not worth a second thread
+    monkeypatch.setattr(compiled, "RUNS_PER_THREAD", 1)
+    two = engine.run(params, columns=columns, threads=2)
+    assert engine.team[0] == 2  # an OpenMP team of two ran the call
     part = engine.run({k: v[13:15] for k, v in params.items()}, columns=columns, threads=1)
     for column in columns:
         np.testing.assert_array_equal(one[column], two[column])
@@ -143,31 +150,68 @@ def test_cache_entry_is_verified_and_rebuilt_when_damaged(compiler, tmp_path, mo
     library = entry / manifest["library"]
     assert manifest["sha256"] == cbuild._sha256(library)
     assert not list(tmp_path.glob(".build-*"))  # built elsewhere and renamed into place
-    library.write_bytes(library.read_bytes()[:-16] + b"\0" * 16)  # damaged
+    damaged = library.with_name("damaged")
+    damaged.write_bytes(library.read_bytes()[:-16] + b"\0" * 16)
+    os.replace(damaged, library)  # a new file: the library this process has loaded stays mapped intact
     assert cbuild._verified_library(entry) is None
     cbuild.load_kernel(kernel)  # rebuilt, not loaded
     assert cbuild._verified_library(entry) is not None
 
 
-@pytest.mark.parametrize("hide", ["CC", "PATH"])
-def test_without_a_compiler_the_numpy_engine_runs_and_says_so(tmp_path, hide):
-    """A fresh cache and no compiler (CC naming none, or none on PATH): one line, same numbers."""
+def _hide_cffi(directory: Path) -> str:
+    """A directory that, first on PYTHONPATH, makes ``import cffi`` fail as on a venv without it."""
+    package = directory / "cffi"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("raise ModuleNotFoundError(\"No module named 'cffi'\", name='cffi')\n")
+    return str(directory)
+
+
+@pytest.mark.parametrize("hide, engine, why", [("CC", "compiled", "no C compiler found"),
+                                               ("PATH", "auto", "no C compiler found"),
+                                               ("cffi", "auto", "cffi is not installed")])
+def test_without_a_compiler_the_numpy_engine_runs_and_says_so(tmp_path, hide, engine, why):
+    """A fresh cache and no compiler (CC naming none, or none on PATH) or no cffi: one line, same numbers."""
     env = {k: v for k, v in os.environ.items() if k != "CC"}
     env["SDLOOP_CACHE"] = str(tmp_path / "cache")
     if hide == "CC":
         env["CC"] = str(tmp_path / "no-such-cc")
-    else:
+    elif hide == "PATH":
         env["PATH"] = str(tmp_path)
+    else:
+        env["PYTHONPATH"] = _hide_cffi(tmp_path / "hidden")
     out = tmp_path / "run.csv"
     done = subprocess.run([sys.executable, "-m", "sdloop.cli", "simulate", str(FIXTURES / "sir.mdl"),
-                           "--engine", "compiled", "--out", str(out)],
+                           "--engine", engine, "--out", str(out)],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     lines = [line for line in done.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and "no C compiler found" in lines[0] and "using the numpy engine" in lines[0]
+    assert len(lines) == 1 and why in lines[0] and "using the numpy engine" in lines[0], lines
     assert not list(Path(env["SDLOOP_CACHE"]).glob("kernel-*"))
     import pandas as pd
 
     ours = pd.read_csv(out, index_col=0)
     reference = _pysd(FIXTURES / "sir.mdl").run()
     assert compare_frames(ours, reference) <= TOLERANCE
+
+
+def test_without_cffi_every_compiled_path_falls_back(monkeypatch, capsys):
+    """cffi missing (as on a venv without it): load_kernel says so in CompilerUnavailable, the
+    engine choice and bench fall back to the numpy engine with one line, no traceback."""
+    from sdloop.cli import main
+    from sdloop.engines import cbuild, choice, compiled
+    from sdloop.engines.ccodegen import generate_c
+    from sdloop.structure.build import build_structure
+
+    monkeypatch.setitem(sys.modules, "cffi", None)  # import cffi now raises ImportError
+    monkeypatch.setattr(compiled, "_KERNELS", {})
+    monkeypatch.setattr(choice, "_CHOICES", {})
+    with pytest.raises(cbuild.CompilerUnavailable, match="cffi is not installed"):
+        cbuild.load_kernel(generate_c(build_structure(FIXTURES / "sir.mdl")))
+    picked = choice.simulator(FIXTURES / "sir.mdl", "auto")
+    assert picked.kind == "numpy" and len(picked.notes) == 1 and "cffi is not installed" in picked.notes[0]
+    assert "cffi is not installed" in picked.describe()
+    assert compare_frames(picked.simulator.run_frame(), _pysd(FIXTURES / "sir.mdl").run()) <= TOLERANCE
+    assert main(["bench", "--json", "--models", str(MODELS), "--sizes", "1", "--pysd-runs", "1"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    assert figures["compiled"].startswith("unavailable: cffi is not installed")
+    assert figures["compiled_ms_per_call_64"] is None and figures["max_rel_diff"] <= 1e-9

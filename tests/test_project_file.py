@@ -35,7 +35,7 @@ def line_of(text: str, fragment: str) -> int:
 
 @pytest.mark.parametrize("old, new, at, words", [
     ("max(\"Supply Shortfall\")", "max(\"Suply Shortfall\")", "Suply", "did you mean 'Supply Shortfall'"),
-    ('variables = ["Technological Capability"', 'variables = ["Technological Capabilty"', "Capabilty",
+    ('vars = ["Technological Capability"', 'vars = ["Technological Capabilty"', "Capabilty",
      "did you mean 'Technological Capability'"),
     ('holds = \'global_share_2035(strategy="perpetual_protection")',
      'holds = \'global_share_2036(strategy="perpetual_protection")', "global_share_2036", "did you mean"),
@@ -95,4 +95,4 @@ variables = ["Population", "births"]
     claims = pd.read_csv(latest / "claims.csv")
     assert claims.loc[0, "claim"] == "fast_doubles_sooner" and bool(claims.loc[0, "holds"])
     assert (latest / "growth" / "population.png").exists() and (latest / "growth" / "trajectories.csv").exists()
-    assert re.search(r"engine: vectorized numpy engine", result.stdout)
+    assert re.search(r"engine: (compiled C engine|vectorized numpy engine)", result.stdout)

@@ -30,8 +30,10 @@ from pathlib import Path
 
 from sdloop.errors import ModelFileError, SdloopError
 from sdloop.structure.expressions import LookupFunction
+from sdloop.lang.inert import unsafe_text_problems
 from sdloop.lang.source import parse_model, reference_problems
 from sdloop.structure.build import ModelStructure, structure_from_abstract
+from sdloop.structure.clock import check_structure_clock
 from sdloop.structure.units import SEVERITIES, Problem, check_units
 
 WARNING = "warning"
@@ -56,9 +58,10 @@ def check_model(path: str | Path) -> list[Problem]:
     path = Path(path)
     abstract, index = parse_model(path, check_names=False)
     problems = [Problem(e.file or str(path), e.line, e.variable, e.message)
-                for e in reference_problems(abstract, index)]
+                for e in reference_problems(abstract, index) + unsafe_text_problems(abstract, index)]
     structure = structure_from_abstract(path, abstract, index)
     structure.require_valid()  # a file no engine can run: "cannot read" (exit 2), not a finding
+    check_structure_clock(structure)
     problems += structure_problems(structure)
     problems += check_units(structure)
     if not any("undefined name" in p.message or "unknown function" in p.message for p in problems):

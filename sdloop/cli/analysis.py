@@ -26,6 +26,8 @@ import json
 import sys
 from pathlib import Path
 
+from sdloop.cli import options
+
 from sdloop.errors import ModelFileError, OverrideError, SdloopError
 
 
@@ -82,9 +84,9 @@ def add_loops_parser(subparsers) -> argparse.ArgumentParser:
 
     add_baseline_arguments(p)  # --project, --case NAME|FILE, --scenario, --strategy, --uncalibrated
     p.add_argument("--out", type=Path, help="directory for loops.json, score tables and figures")
-    p.add_argument("--max-loops", type=int, default=DEFAULT_MAX_LOOPS,
+    p.add_argument("--max-loops", type=options.positive_int, default=DEFAULT_MAX_LOOPS,
                    help=f"stop with an error beyond this many loops (default {DEFAULT_MAX_LOOPS})")
-    p.add_argument("--min-period", type=float, default=0.0, metavar="T",
+    p.add_argument("--min-period", type=options.nonnegative_float, default=0.0, metavar="T",
                    help="with --dominance: count dominance stretches shorter than T time units "
                         "with the stretch before them (default 0: report every switch)")
     p.add_argument("--independent", action="store_true",

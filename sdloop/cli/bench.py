@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from sdloop.cli import options
+
 
 def add_bench_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("bench", help="PySD vs the numpy and compiled engines: time per run, speed-up, "
@@ -16,9 +18,9 @@ def add_bench_parser(subparsers) -> argparse.ArgumentParser:
                    help="where to find the project (the first *.project.toml with an [ensemble])")
     p.add_argument("--project", type=Path, help="the project whose model and uncertain parameters to use")
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.add_argument("--sizes", default="1,1000,10000,100000", help="comma-separated N (default: %(default)s)")
-    p.add_argument("--pysd-runs", type=int, default=20, help="PySD runs to time (default: %(default)s)")
-    p.add_argument("--threads", type=int, help="threads of the compiled engine's parallel timing (default: every core)")
+    p.add_argument("--sizes", type=options.int_list, default=(1, 1000, 10000, 100000), help="comma-separated N (default: 1,1000,10000,100000)")
+    p.add_argument("--pysd-runs", type=options.positive_int, default=20, help="PySD runs to time (default: %(default)s)")
+    p.add_argument("--threads", type=options.positive_int, help="threads of the compiled engine's parallel timing (default: every core)")
     p.set_defaults(handler=run_bench)
     return p
 
@@ -26,7 +28,7 @@ def add_bench_parser(subparsers) -> argparse.ArgumentParser:
 def run_bench(args: argparse.Namespace) -> int:
     from sdloop.experiments.bench import benchmark, format_report
 
-    sizes = tuple(int(s) for s in args.sizes.split(",") if s.strip())
+    sizes = tuple(args.sizes)
     figures = benchmark(args.models, sizes=sizes, pysd_runs=args.pysd_runs, threads=args.threads,
                         project=args.project)
     print(json.dumps(figures, indent=2) if args.json else format_report(figures))

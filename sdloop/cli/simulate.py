@@ -11,6 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from sdloop.cli import options
+
 
 def add_baseline_arguments(p: argparse.ArgumentParser) -> None:
     """--project, --case, --scenario, --strategy, --uncalibrated: the layers of a run."""
@@ -29,15 +31,16 @@ def add_simulate_parser(sub) -> None:
     add_baseline_arguments(p)
     p.add_argument("--set", dest="assignments", action="append", default=[], metavar="NAME=VALUE",
                    help="override one constant (after every other layer); repeatable")
-    p.add_argument("--final-time", type=float, help="end of the run (model units, e.g. 2035)")
-    p.add_argument("--engine", choices=["pysd", "numpy", "compiled"], default="pysd",
-                   help="simulation engine (numpy: the vectorized engine; compiled: its C kernel, the numpy "
-                        "engine when no C compiler is present; PySD when neither can compile the model)")
-    p.add_argument("--threads", type=int, help="with --engine compiled: threads (default: every core)")
-    p.add_argument("--columns", help='comma-separated Vensim names, e.g. "Stock A,Flow B"')
+    p.add_argument("--final-time", type=options.finite_float, help="end of the run (model units, e.g. 2035)")
+    p.add_argument("--engine", choices=["auto", "compiled", "numpy", "pysd"], default="auto",
+                   help="simulation engine (auto, the default, and compiled: the model's C kernel, the numpy "
+                        "engine when it cannot be built here, with one line saying why; numpy: the vectorized "
+                        "engine; pysd: PySD; PySD too when no engine can compile the model)")
+    p.add_argument("--threads", type=options.positive_int, help="with the compiled engine: threads (default: every core)")
+    p.add_argument("--columns", type=options.name_list, help='comma-separated Vensim names, e.g. "Stock A,Flow B"')
     p.add_argument("--out", type=Path, help="CSV file to write (default: standard output)")
     p.add_argument("--show-code", action="store_true",
-                   help="with --engine numpy or compiled: print the generated code (Python or C)")
+                   help="print the generated code (Python for the numpy engine, C for the compiled one)")
     p.set_defaults(handler=run_simulate)
 
 
@@ -55,7 +58,7 @@ def run_simulate(args: argparse.Namespace) -> int:
     choice = simulator(args.model, args.engine, threads=args.threads)
     for note in choice.notes:
         print(note if note.startswith("sdloop: ") else f"sdloop: {note}", file=sys.stderr)
-    if args.engine != "pysd" and choice.kind == "pysd":
+    if args.engine not in ("pysd", "auto") and choice.kind == "pysd":
         for reason in choice.reasons:
             print(f"sdloop: the {args.engine} engine cannot compile {reason}", file=sys.stderr)
         print("sdloop: falling back to the PySD engine for this run", file=sys.stderr)

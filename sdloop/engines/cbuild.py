@@ -6,8 +6,9 @@ compiler (its path, version and what ``-march=native`` means on this machine), t
 cffi and the Python ABI: a model is compiled once per content and compiler. A build is
 made in a temporary directory and renamed into place, with a manifest holding the SHA-256
 of the library; the hash is checked before every load, and a library that fails it is
-rebuilt. ``CompilerUnavailable`` says why nothing could be compiled (no compiler, no Python
-headers, a compiler that fails), so that the caller can fall back to the numpy engine.
+rebuilt. ``CompilerUnavailable`` says why nothing could be compiled or loaded (cffi or
+setuptools not installed, no compiler, no Python headers, a compiler that fails, a library
+that does not load), so that the caller can fall back to the numpy engine.
 
 Flags (``FLAGS``): ``-O3 -march=native`` to vectorize across runs with this CPU's widest
 vectors; ``-fopenmp`` for ``#pragma omp simd`` and threads; ``-fno-math-errno`` (exp, log
@@ -39,6 +40,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from sdloop.engines.cache_entries import private_cache
 from sdloop.engines.ccodegen import CKernel
 from sdloop.engines.pysd_model import cache_dir
 
@@ -95,8 +97,27 @@ def python_headers() -> Path:
     return header
 
 
+def require_cffi():
+    """The cffi module, and the setuptools its builds use (CompilerUnavailable when missing)."""
+    try:
+        import cffi
+    except ImportError:
+        raise CompilerUnavailable("cffi is not installed (pip install cffi)") from None
+    if importlib.util.find_spec("setuptools") is None:
+        raise CompilerUnavailable("setuptools is not installed (cffi needs it to compile; pip install setuptools)")
+    return cffi
+
+
+def require_prerequisites() -> Compiler:
+    """cffi, a C compiler and the Python headers, or CompilerUnavailable naming the first missing."""
+    require_cffi()
+    compiler = find_compiler()
+    python_headers()
+    return compiler
+
+
 def build_key(kernel: CKernel, compiler: Compiler) -> str:
-    import cffi
+    cffi = require_cffi()
 
     parts = [kernel.source, kernel.declarations, compiler.path, compiler.identity, " ".join(FLAGS),
              " ".join(LINK_FLAGS), " ".join(LIBRARIES), cffi.__version__, sysconfig.get_config_var("SOABI") or "",
@@ -145,8 +166,7 @@ def _captured_output(log: Path):
 
 
 def _compile(kernel: CKernel, module: str, work: Path, compiler: Compiler) -> Path:
-    import cffi
-
+    cffi = require_cffi()
     ffi = cffi.FFI()
     ffi.cdef(kernel.declarations)
     ffi.set_source(module, kernel.source, extra_compile_args=list(FLAGS), extra_link_args=list(LINK_FLAGS),
@@ -173,11 +193,10 @@ def _compile(kernel: CKernel, module: str, work: Path, compiler: Compiler) -> Pa
 
 def load_kernel(kernel: CKernel):
     """The compiled kernel as a cffi module (compiled into the cache on first use)."""
-    compiler = find_compiler()
-    python_headers()
+    compiler = require_prerequisites()
     key = build_key(kernel, compiler)
     module = f"_sdloop_kernel_{key}"
-    root = cache_dir()
+    root = private_cache(cache_dir())  # ModelFileError when it is not a folder this user can write
     target = root / f"kernel-{key}"
     library = _verified_library(target)
     if library is None:
@@ -186,7 +205,6 @@ def load_kernel(kernel: CKernel):
             with contextlib.suppress(OSError):
                 target.rename(stale / "entry")
             shutil.rmtree(stale, ignore_errors=True)
-        root.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix=".build-", dir=root))
         try:
             built = _compile(kernel, module, work, compiler)
@@ -206,6 +224,9 @@ def load_kernel(kernel: CKernel):
             raise CompilerUnavailable(f"the compiled kernel in {target} does not match its manifest")
     spec = importlib.util.spec_from_file_location(module, library,
                                                   loader=importlib.machinery.ExtensionFileLoader(module, str(library)))
-    loaded = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(loaded)
+    try:
+        loaded = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(loaded)
+    except ImportError as exc:  # e.g. a runtime library (libgomp, libmvec) missing where it runs
+        raise CompilerUnavailable(f"the compiled kernel does not load: {str(exc).splitlines()[0]}") from None
     return loaded

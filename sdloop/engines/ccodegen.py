@@ -48,7 +48,7 @@ MATH = ("exp", "log", "pow", "sin", "cos", "tan", "asin", "acos", "atan")  # vec
 DECLARATION = """\
 int sd_run(int n, int n_steps, const double *times, double dt, const int *save_row,
            const double *cval, const double *const *carr, int n_rec, const int *rec_var,
-           double *const *rec_out, unsigned char *finite, int threads);"""
+           double *const *rec_out, unsigned char *finite, int threads, int *team);"""
 
 
 @dataclass(frozen=True)

@@ -78,11 +78,13 @@ static int run_tile(struct tile *restrict T, long start, int n, int n_steps, con
 /* Integrate runs [0, n) over times[0..n_steps] (dt apart); record variable rec_var[c] into rec_out[c]
    (rows of n) at each step k with save_row[k] >= 0. finite[r] = 0 when a stock or recorded value of
    run r is not finite. cval holds each constant's value for every run, or carr a pointer to its n
-   values (NULL when it has one value). threads > 1 shares the tiles among that many OpenMP threads.
+   values (NULL when it has one value). threads > 1 shares the tiles among that many OpenMP threads;
+   team[0] receives the size of the thread team that ran (omp_get_num_threads inside the parallel
+   region), team[1] how many of its threads integrated at least one tile.
    Returns 0, or -1 when memory ran out. */
 int sd_run(int n, int n_steps, const double *times, double dt, const int *save_row,
            const double *cval, const double *const *carr, int n_rec, const int *rec_var,
-           double *const *rec_out, unsigned char *finite, int threads) {
+           double *const *rec_out, unsigned char *finite, int threads, int *team) {
     const int n_times = n_steps + 1;
     unsigned char uniform[N_TIMED + 1];
     double *tab = malloc(sizeof(double) * (size_t)(N_TIMED + 1) * (size_t)n_times);
@@ -92,6 +94,7 @@ int sd_run(int n, int n_steps, const double *times, double dt, const int *save_r
     const long tiles = ((long)n + W - 1) / W;
     const size_t bytes = (sizeof(struct tile) + 63) / 64 * 64;
     int failed = 0;
+    team[0] = team[1] = 1;
     if (threads <= 1 || tiles <= 1) {
         struct tile *T = aligned_alloc(64, bytes);
         failed = !T;
@@ -100,16 +103,27 @@ int sd_run(int n, int n_steps, const double *times, double dt, const int *save_r
                               finite, uniform, tab) != 0;
         free(T);
     } else {
-        #pragma omp parallel num_threads(threads) reduction(|:failed)
+        int size = 1, active = 0;
+        #pragma omp parallel num_threads(threads) reduction(|:failed) reduction(+:active)
         {
             struct tile *T = aligned_alloc(64, bytes);
+            long mine = 0;
             failed = !T;
+#ifdef _OPENMP
+            #pragma omp single nowait
+            size = omp_get_num_threads();
+#endif
             #pragma omp for schedule(dynamic, 1)
-            for (long b = 0; b < tiles; b++)
+            for (long b = 0; b < tiles; b++) {
                 if (T) failed |= run_tile(T, b * W, n, n_steps, times, dt, save_row, cval, carr, n_rec, rec_var,
                                           rec_out, finite, uniform, tab) != 0;
+                mine++;
+            }
+            active = mine > 0;
             free(T);
         }
+        team[0] = size;
+        team[1] = active;
     }
     free(tab);
     return failed ? -1 : 0;

@@ -16,6 +16,7 @@ import pandas as pd
 import sympy
 
 from sdloop.errors import ModelFileError, SimulationError
+from sdloop.structure.clock import check_clock
 from sdloop.structure.expressions import TIME, lambdify_modules
 from sdloop.structure.build import ModelStructure, Variable
 
@@ -92,8 +93,10 @@ class Evaluator:
                 t0 = value if name.lower() == "initial time" else t0
                 dt = value if name.lower() == "time step" else dt
                 t_end = value if name.lower() == "final time" and final_time is None else t_end
-        if not dt > 0:
-            raise ModelFileError("TIME STEP must be positive", file=s.path, line=s["time step"].line)
+        check_clock({"initial time": t0, "final time": t_end, "time step": dt}, path=s.path,
+                    lines={n: (s[n].line if s.get(n) is not None else None) for n in ("initial time", "final time",
+                                                                                     "time step")},
+                    given=frozenset({"final time"} if final_time is not None else ()))
         n = int(round((t_end - t0) / dt))
         times = t0 + dt * np.arange(n + 1)
         values = self._initial_values(constants, t0)

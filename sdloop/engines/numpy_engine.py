@@ -25,6 +25,7 @@ from sdloop.engines.codegen import generate
 from sdloop.errors import ModelFileError, OverrideError, SdloopError, SimulationError
 from sdloop.lang.source import normalize, resolve_name
 from sdloop.structure.build import CONTROL, ModelStructure, build_structure
+from sdloop.structure.clock import check_clock
 
 class EngineError(ModelFileError):
     """The engine cannot run this model (code generation, compilation or the generated code
@@ -51,6 +52,24 @@ def engine_or_reasons(model, make=None) -> tuple["Engine | None", list[str]]:
     except ModelFileError as exc:
         return None, [str(exc)]
     return engine, []
+
+
+def _timing_constants(s: ModelStructure) -> frozenset[str]:
+    """The constants INITIAL TIME, FINAL TIME, TIME STEP or SAVEPER are computed from."""
+    found: set[str] = set()
+    pending = [sym for name in CONTROL if s.get(name) is not None and s[name].equation is not None
+               for sym in s[name].equation.free_symbols]
+    seen = set()
+    while pending:
+        var = s.by_symbol(pending.pop())
+        if var is None or var.name in seen:
+            continue
+        seen.add(var.name)
+        if var.kind == "constant":
+            found.add(var.name)
+        elif var.equation is not None:
+            pending.extend(var.equation.free_symbols)
+    return frozenset(found)
 
 
 RPREC = 1e-5  # PySD's relative precision of final and saved times (in TIME STEPs)
@@ -111,6 +130,7 @@ class Engine:
         own = [v.name for v in s.variables.values() if v.owner is None and v.kind not in ("lookup",)]
         controls = [s.get(n).name for n in CONTROL if s.get(n) is not None]
         self.variables = controls + [n for n in own if n not in controls]
+        self.timing = _timing_constants(s)  # constants the time grid is computed from
         self._compiled: dict = {}
         self._resolved: dict[tuple[str, bool], str] = {}  # names already checked (calls repeat them)
         self._grids: dict[tuple, tuple] = {}
@@ -151,34 +171,35 @@ class Engine:
 
     # time grid -----------------------------------------------------------
     def grid(self, final_time: float | None = None, time_step: float | None = None,
-             saveper: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
-        """(every step's time, indices of saved steps, saved times rounded as PySD does, controls)."""
-        key = (final_time, time_step, saveper)
+             saveper: float | None = None, constants: Mapping[str, float] | None = None,
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+        """(every step's time, indices of saved steps, saved times rounded as PySD does, controls);
+        ``constants``: values of constants the controls are computed from (``self.timing``)."""
+        constants = {normalize(k): float(v) for k, v in (constants or {}).items()}
+        key = (final_time, time_step, saveper, tuple(sorted(constants.items())))
         if key not in self._grids:
-            times, saved, rounded, control = self._grid(final_time, time_step, saveper)
+            times, saved, rounded, control = self._grid(final_time, time_step, saveper, constants)
             for arr in (times, saved, rounded):
                 arr.flags.writeable = False
             self._grids[key] = times, saved, rounded, control
         times, saved, rounded, control = self._grids[key]
         return times, saved, rounded, dict(control)
 
-    def _grid(self, final_time, time_step, saveper) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+    def _grid(self, final_time, time_step, saveper, constants) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
         given = {key: float(value) for key, value in (("final time", final_time), ("time step", time_step),
                                                       ("saveper", saveper)) if value is not None}
         s = self.structure
-        control = {"initial time": self.control["initial time"]}
+        control = {"initial time": s.control("initial time", constants) if constants else self.control["initial time"]}
         for key in ("final time", "time step", "saveper"):
             if key in given:
                 control[key] = given[key]
             elif s.get(key) is not None:
-                control[key] = s.control(key, given)
+                control[key] = s.control(key, {**constants, **given})
         control.setdefault("saveper", control["time step"])
         t0, t_end, dt, save = (control[k] for k in ("initial time", "final time", "time step", "saveper"))
-        if not dt > 0:
-            raise OverrideError("TIME STEP must be positive", file=self.path, variable="TIME STEP")
-        if t_end <= t0:
-            raise OverrideError(f"final time {t_end:g} is not after the initial time {t0:g}",
-                                file=self.path, variable="FINAL TIME")
+        check_clock({"initial time": t0, "final time": t_end, "time step": dt, "saveper": save}, path=self.path,
+                    lines={name: (s[name].line if s.get(name) is not None else None) for name in control},
+                    given=frozenset(given))
         times = [t0]
         t = t0
         while t + dt * RPREC < t_end:
@@ -228,7 +249,12 @@ class Engine:
                                         variable=name)
             values[name] = arr if arr.ndim else np.float64(arr)
         n = 1 if n is None else int(n)
-        times, saved, rounded, control = self.grid(final_time, time_step, saveper)
+        timing = {name: values[name] for name in self.timing if name in values}
+        for name, value in timing.items():
+            if np.ndim(value):
+                raise OverrideError("the time grid (INITIAL TIME, FINAL TIME, TIME STEP or SAVEPER) is computed "
+                                    "from it: give one value for all runs", variable=name)
+        times, saved, rounded, control = self.grid(final_time, time_step, saveper, timing)
         constants: dict[str, float | np.ndarray] = {}
         for var in self.structure.variables.values():
             if var.kind == "constant":

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import sys
 import tempfile
 import warnings
 from contextlib import contextmanager
@@ -20,10 +21,15 @@ from typing import Iterator, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from sdloop.engines.cache_entries import discard, intact, private_cache, seal
+from sdloop.engines.generated_code import verify_generated
 from sdloop.errors import ModelFileError, OverrideError, SdloopError, SimulationError
+from sdloop.lang.inert import docstrings, make_inert
 from sdloop.lang.source import SourceIndex, normalize, parse_model, read_text, resolve_name, split_equations
+from sdloop.structure.clock import check_clock, check_structure_clock
 
 CONTROL_NAMES = ("INITIAL TIME", "FINAL TIME", "TIME STEP", "SAVEPER")
+TRANSLATION_FORMAT = "inert-docs-1"  # part of the cache key: entries from before sealed entries are not reused
 
 
 @contextmanager
@@ -121,6 +127,7 @@ def _require_valid(path: Path, abstract, index: SourceIndex) -> None:
     except Exception:  # a construct the structure layer does not know: PySD decides
         return
     structure.require_valid()
+    check_structure_clock(structure)
 
 
 def _staged_path(work: Path, name: str, depth: int) -> Path:
@@ -134,22 +141,32 @@ def translate(path: Path) -> Path:
     The file is validated first (clear errors with line and variable). The cache key is
     the file content, the contents of the data files it reads (resolved relative to the
     model's folder, copied next to the translation) and the PySD version, so an edited
-    model or data file is translated anew.
+    model or data file is translated anew. Documentation strings are made inert before PySD
+    writes Python (``sdloop.lang.inert``); the Python is checked before it is used
+    (``generated_code.verify_generated``), and an entry is used again only while the hashes
+    recorded when it was written still match (``cache_entries``); a damaged one is rebuilt.
     """
     text = read_text(path)
     abstract, index = parse_model(path)  # raises ModelFileError naming file, line and variable
     files = data_files(path, abstract, index)
     _require_valid(path, abstract, index)
-    digest = hashlib.sha256((pysd.__version__ + path.suffix + text).encode())
+    digest = hashlib.sha256((TRANSLATION_FORMAT + pysd.__version__ + path.suffix + text).encode())
     for name, resolved in sorted(files.items()):
         digest.update(name.encode() + b"\0" + resolved.read_bytes())
     key = digest.hexdigest()[:20]
-    target = cache_dir() / f"{path.stem}-{key}"
+    target = private_cache(cache_dir()) / f"{path.stem}-{key}"
     depth = max((len(Path(n).parts) for n in files if not Path(n).is_absolute()), default=0)
     translated = _staged_path(target, path.stem + ".py", depth) if files else target / (path.stem + ".py")
-    if translated.exists():
-        return translated
-    target.parent.mkdir(parents=True, exist_ok=True)
+    expected = docstrings(abstract)  # what each generated docstring must be
+    if target.exists():
+        if intact(target):
+            verify_generated(target, expected, path)
+            for stale in target.rglob("__pycache__"):  # bytecode is not covered by the hashes
+                shutil.rmtree(stale, ignore_errors=True)
+            return translated
+        warnings.warn(f"the translation cache entry {target} was damaged (changed, partial or left by a killed "
+                      f"translation); translating {path.name} again")
+        discard(target)
     work = Path(tempfile.mkdtemp(prefix=".translate-", dir=target.parent))
     try:
         copy = _staged_path(work, path.name, depth) if files else work / path.name
@@ -161,10 +178,9 @@ def translate(path: Path) -> Path:
                 staged.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(resolved, staged)
         with quiet_pysd(), np.errstate(all="ignore"):
-            if path.suffix.lower() == ".mdl":
-                pysd.read_vensim(str(copy))
-            else:
-                pysd.read_xmile(str(copy))
+            _build(copy)
+        verify_generated(work, expected, path)
+        seal(work)
         try:
             work.rename(target)
         except OSError:  # another process translated the same file meanwhile
@@ -177,6 +193,25 @@ def translate(path: Path) -> Path:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return translated
+
+
+def _build(copy: Path) -> Path:
+    """PySD's translation of ``copy`` (as ``pysd.read_vensim``/``read_xmile`` do, without loading it),
+    with every documentation string made inert first."""
+    from pysd.builders.python.python_model_builder import ModelBuilder
+
+    if copy.suffix.lower() == ".mdl":
+        from pysd.translators.vensim.vensim_file import VensimFile
+
+        reader = VensimFile(copy)
+    else:
+        from pysd.translators.xmile.xmile_file import XmileFile
+
+        reader = XmileFile(copy)
+    reader.parse()
+    abstract = reader.get_abstract_model()
+    make_inert(abstract)
+    return ModelBuilder(abstract).build_model()
 
 
 def _first_line(exc: BaseException) -> str:
@@ -209,7 +244,11 @@ class Model:
         self._translated = translated
         with quiet_pysd(), np.errstate(all="ignore"):
             try:
-                self._pysd = pysd.load(str(translated))
+                sys.dont_write_bytecode, before = True, sys.dont_write_bytecode  # no unchecked .pyc beside it
+                try:
+                    self._pysd = pysd.load(str(translated))
+                finally:
+                    sys.dont_write_bytecode = before
             except Exception as exc:
                 message = _first_line(exc).replace(str(translated.parent), str(self.path.parent))
                 raise ModelFileError(f"PySD could not load the model: {message}", file=self.path) from exc
@@ -321,18 +360,16 @@ class Model:
         for name, value in (params or {}).items():
             values[self.resolve(name, constants_only=True)] = value
         wanted = [self.resolve(c) for c in columns] if columns else None
-        initial = self.control["INITIAL TIME"]
-        if final_time is not None and initial is not None and float(final_time) <= initial:
-            raise OverrideError(
-                f"final time {float(final_time):g} is not after the initial time {initial:g}",
-                file=self.path, variable="FINAL TIME")
         control = {key: float(value) for key, value in
                    (("final_time", final_time), ("time_step", time_step), ("saveper", saveper))
                    if value is not None}
+        self._check_clock(control)
         clock = self._pysd.time
         clock._set_control_vars(**self._own_control)  # no earlier run's control values
         clock._control_vars_tracker.clear()
-        with quiet_pysd(), np.errstate(all="ignore"):
+        with quiet_pysd(), np.errstate(all="ignore"), warnings.catch_warnings():
+            # a complex value PySD would silently cut to its real part is an error, not a number
+            warnings.simplefilter("error", np.exceptions.ComplexWarning)
             try:
                 frame = self._pysd.run(
                     params=self._pysd_params(values),
@@ -342,6 +379,9 @@ class Model:
                 )
             except ArithmeticError as exc:  # division by zero, overflow in Python floats
                 raise self._arithmetic_error(exc) from exc
+            except np.exceptions.ComplexWarning as exc:
+                raise self._arithmetic_error(exc, "became non-real (a complex number such as a fractional "
+                                                  "power of a negative number)") from exc
             except SdloopError:
                 raise
             except Exception as exc:
@@ -351,7 +391,17 @@ class Model:
         self._check_finite(frame)
         return frame
 
-    def _arithmetic_error(self, exc: ArithmeticError) -> SimulationError:
+    def _check_clock(self, given: Mapping[str, float]) -> None:
+        """The run's INITIAL TIME, FINAL TIME, TIME STEP and SAVEPER, before PySD runs (it loops forever
+        on a negative TIME STEP)."""
+        values = {name.lower(): self.control[name] for name in CONTROL_NAMES}
+        values.update({key.replace("_", " "): value for key, value in given.items()})
+        if "time_step" in given and "saveper" not in given and "saveper" in self._own_control:
+            values["saveper"] = None  # SAVEPER = TIME STEP follows the given step
+        check_clock(values, path=self.path, lines={name.lower(): self.index.line(name) for name in CONTROL_NAMES},
+                    given=frozenset(key.replace("_", " ") for key in given))
+
+    def _arithmetic_error(self, exc: Exception, what: str | None = None) -> SimulationError:
         """Name the equation (the innermost frame in the translated model) that failed."""
         variable = None
         tb = exc.__traceback__
@@ -360,22 +410,33 @@ class Model:
                 variable = self._real_name.get(tb.tb_frame.f_code.co_name, variable)
             tb = tb.tb_next
         return SimulationError(
-            f"{exc} at time {float(self._pysd.time()):g}",
+            f"{what or exc} at time {float(self._pysd.time()):g}",
             file=self.path, line=self.index.line(variable) if variable else None, variable=variable,
         )
 
     def _check_finite(self, frame: pd.DataFrame) -> None:
-        numeric = frame.select_dtypes("number")
-        numeric = numeric[[c for c in numeric.columns if normalize(c.split("[")[0]) not in self._not_available]]
-        bad = ~np.isfinite(numeric.to_numpy(dtype=float))
+        """SimulationError at the first value that is not a finite real number (PySD computes a
+        fractional power of a negative number as a complex one and carries on)."""
+        kept = [c for c in frame.columns if normalize(c.split("[")[0]) not in self._not_available]
+        numeric = frame[[c for c in kept if frame[c].dtype.kind in "biufcO"]]
+        try:
+            values = numeric.to_numpy(dtype=complex)
+        except (TypeError, ValueError):  # a column of something else than numbers: check the numbers
+            numeric = numeric.select_dtypes("number")
+            values = numeric.to_numpy(dtype=complex)
+        unreal = values.imag != 0
+        bad = unreal | ~np.isfinite(values)
         if bad.any():
-            rows, cols = np.nonzero(bad)
-            first = int(np.argmin(rows))
-            variable = numeric.columns[cols[first]]
+            rows, cols = np.nonzero(bad)  # row-major: the first entry is at the earliest time
+            variable = numeric.columns[cols[0]]
+            what = ("became non-real (a complex number such as a fractional power of a negative number)"
+                    if unreal[rows[0], cols[0]] else "became non-finite")
             raise SimulationError(
-                f"became non-finite at time {numeric.index[rows[first]]:g}",
+                f"{what} at time {numeric.index[rows[0]]:g}",
                 file=self.path, line=self.index.line(variable), variable=variable,
             )
+        if any(numeric[c].dtype.kind in "cO" for c in numeric.columns):
+            frame[numeric.columns] = numeric.to_numpy(dtype=complex).real
 
 
 def _element_coords(array) -> list[dict]:

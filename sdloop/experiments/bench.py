@@ -79,6 +79,7 @@ def benchmark(models_dir: str | Path = "models", sizes=SIZES, pysd_runs: int = 2
         compiled, unavailable = CompiledEngine(engine.structure, threads=threads), None
     except (CompilerUnavailable, CodegenError) as exc:
         compiled, unavailable = None, str(exc)
+        print(f"sdloop: {unavailable}; the compiled engine is not benchmarked", file=sys.stderr)
     base = merge(model, spec.layers((case, next(iter(spec.entries("scenario"))), strategy)))
     space = load_uncertainty(spec.ensemble.uncertainty).checked(engine.resolve)
     own = {name: base.get(name, engine.defaults[name]) for name in space.names}

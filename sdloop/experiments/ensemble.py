@@ -106,14 +106,15 @@ def run_chunk(chunk: Chunk) -> ChunkSummary:
         for m, spec in enumerate(specs):
             o = oriented(values[:, m], spec)
             if spec.better is not None:
-                valid = ~np.isnan(o).any(axis=0)  # every strategy has a value on this draw
                 top = np.min(np.where(np.isnan(o), np.inf, o), axis=0)
                 best[:, m] = ((o == top) & np.isfinite(top)).sum(axis=1)
-                regret = (o - top)[:, valid]
-                if regret.shape[1]:
-                    regret_max[:, m] = regret.max(axis=1)
-                    regret_sum[:, m] = regret.sum(axis=1)
-                regret_n[:, m] = regret.shape[1]
+                # a strategy's regret on the draws where it has a value (and some strategy does)
+                regret = np.where(np.isnan(o) | ~np.isfinite(top), np.nan, o - top)
+                counted = ~np.isnan(regret)
+                regret_n[:, m] = counted.sum(axis=1)
+                regret_sum[:, m] = np.where(counted, regret, 0.0).sum(axis=1)
+                regret_max[:, m] = np.where(counted.any(axis=1), np.where(counted, regret, -np.inf).max(axis=1),
+                                            np.nan)
             finite = np.isfinite(values[:, m])
             metric_sum[:, m] = np.where(finite, values[:, m], 0.0).sum(axis=1)
             metric_n[:, m] = finite.sum(axis=1)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 
 from sdloop.experiments.metrics import DIMS, SERIES, Compiler, Where
+from sdloop.experiments.plot_spec import PlotOptions, compare_as_plot, plot_options
 from sdloop.experiments.project_specs import FigureSpec, ProjectError
 
 MARKER_SYMBOLS = set("o^svD*xP+<>pHhd.")
@@ -24,6 +25,37 @@ def selected(study, spec: FigureSpec, dim: str) -> list[str]:
         return names
     wanted = [chosen] if isinstance(chosen, str) else list(chosen)
     return [n for n in wanted if n in names]
+
+
+def entries_of(study, chosen, dim: str) -> list[str]:
+    """The entries of ``dim`` a selection covers (None: every entry), in declared order."""
+    names = list(study.project.entries(dim))
+    if chosen is None:
+        return names
+    wanted = [chosen] if isinstance(chosen, str) else list(chosen)
+    return [n for n in names if n in wanted]
+
+
+def plot_dims(study, opts: PlotOptions, available: dict | None = None) -> tuple[str | None, str | None, list[str]]:
+    """(lines, facets, one figure per ...) of a plot: ``lines`` defaults to the first of strategy,
+    scenario, case with more than one selected entry (``available``: entries there are runs for)."""
+    def count(dim):
+        chosen = opts.chosen(dim)
+        names = entries_of(study, chosen, dim)
+        if available is not None and chosen is None:
+            names = [n for n in names if n in available.get(dim, names)]
+        return len(names)
+
+    lines = opts.lines
+    if lines is None:
+        lines = next((d for d in ("strategy", "scenario", "case") if d != opts.facets and count(d) > 1), None)
+    per_figure = [d for d in DIMS if d not in (lines, opts.facets) and count(d) > 1]
+    return lines, opts.facets, per_figure
+
+
+def plot_options_of(spec: FigureSpec, where: Where) -> PlotOptions:
+    """The plot options of a ``plot`` or ``compare`` figure."""
+    return plot_options(compare_as_plot(spec.options) if spec.kind == "compare" else spec.options, where)
 
 
 def check_figures(study, compiler: Compiler) -> None:
@@ -100,29 +132,23 @@ def _check_spec(study, compiler: Compiler, spec: FigureSpec, prefix: str) -> Non
             labels = panel.get("labels")
             if labels is not None and (not isinstance(labels, list) or len(labels) != len(panel["lines"])):
                 raise where.error(f"panel {i + 1}: 'labels' must give one label per line")
-    elif spec.kind == "compare":
-        across = opts.get("across", "scenario")
-        _check_collisions(study, spec, tuple(d for d in DIMS if d != across))
-        variables = opts.get("variables")
-        if not isinstance(variables, list) or not variables:
-            raise where.error("a 'compare' figure needs 'variables', a list of expressions")
-        for text in variables:
-            _series(compiler, text, _where(study, spec, key="variables"))
-        labels = opts.get("labels")
-        if labels is not None and (not isinstance(labels, list) or len(labels) != len(variables)):
-            raise where.error("'labels' must give one axis label per variable")
-        threshold = opts.get("threshold")
+    elif spec.kind in ("compare", "plot"):
+        opts = plot_options_of(spec, where)
+        _, _, per_figure = plot_dims(study, opts)
+        _check_collisions(study, spec, tuple(per_figure))
+        for text in opts.vars:
+            _series(compiler, text, _where(study, spec, key="vars" if spec.kind == "plot" else "variables"))
+        threshold = opts.threshold
         if threshold is not None:
             if not isinstance(threshold, dict) or "value" not in threshold or \
                     set(threshold) - {"panel", "value", "label"}:
                 raise where.error("'threshold' is {panel = N, value = NAME or number, label = TEXT}")
             panel = threshold.get("panel", 1)
-            if not isinstance(panel, int) or not 1 <= panel <= len(variables):
-                raise where.error(f"threshold 'panel' must be 1..{len(variables)}")
+            if not isinstance(panel, int) or not 1 <= panel <= len(opts.vars):
+                raise where.error(f"threshold 'panel' must be 1..{len(opts.vars)}")
             _constant_or_number(study, threshold["value"], _where(study, spec, key="threshold"))
-        markers = opts.get("markers")
-        if markers is not None:
-            _check_markers(compiler, markers, _where(study, spec, key="markers"))
+        if opts.markers is not None:
+            _check_markers(compiler, opts.markers, _where(study, spec, key="markers"))
     elif spec.kind == "ranking":
         _check_collisions(study, spec, ("case",))
         wanted = opts.get("metrics")

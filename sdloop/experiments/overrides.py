@@ -22,7 +22,9 @@ A case file may hold a ``[milestone]`` table (kept as data in ``Overrides.extra`
 
 from __future__ import annotations
 
+import math
 import re
+import sys
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,16 +70,49 @@ def read_toml(path: str | Path, error: type[SdloopError] = OverrideError,
     """A TOML file's data and text; ``error`` naming the file (and line) if it is missing or malformed."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise error(missing, file=path) from None
+    except IsADirectoryError:
+        raise error("is a folder, not a TOML file", file=path) from None
+    except OSError as exc:
+        raise error(f"cannot read: {exc.strerror or exc}", file=path) from None
     try:
-        return tomllib.loads(text), text
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise error(f"not UTF-8 text (byte 0x{raw[exc.start]:02x}); save the file as UTF-8", file=path,
+                    line=raw.count(b"\n", 0, exc.start) + 1) from None
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         found = re.search(r"\(at line (\d+), column \d+\)", str(exc))
         message = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
         raise error(f"malformed TOML: {message}", file=path,
                     line=int(found.group(1)) if found else None) from None
+    _require_finite(data, (), path, text, error)
+    return data, text
+
+
+def _require_finite(value: object, keys: tuple, path: Path, text: str, error: type[SdloopError]) -> None:
+    """Every number in a TOML file is finite and fits a float: ``nan``, ``inf`` and 1e400 are refused."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _require_finite(item, keys + (key,), path, text, error)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _require_finite(item, keys + (index,), path, text, error)
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        bad = (isinstance(value, float) and not math.isfinite(value)) or (
+            isinstance(value, int) and abs(value) > sys.float_info.max)
+        if bad:
+            from sdloop.experiments.toml_lines import TomlLines
+
+            message = f"{value!r} is not a finite number" if isinstance(value, float) else \
+                f"a whole number of {len(str(abs(value)))} digits is too large for a number"
+            name = next((str(k) for k in reversed(keys) if isinstance(k, str)), None)
+            raise error(message, file=path,
+                        line=TomlLines(text).line(*keys) if keys else None,
+                        variable=name)
 
 
 def _key_line(text: str, key: str, after: int = 0) -> int | None:
@@ -128,6 +163,13 @@ def _parameters(path: Path, text: str, table: object, name: str, header: str,
     unknown = set(table) - allowed
     if unknown:
         key = sorted(unknown)[0]
+        if isinstance(table[key], dict) and header:
+            from sdloop.experiments.toml_lines import TomlLines
+
+            raise OverrideError(
+                f"[{header}.{key}] nests a table '{key}' in '{header}': a dot in a table name is not part of the "
+                "name (names are letters, digits, '_' and '-')",
+                file=path, line=TomlLines(text).line(header, key), variable=f"{header}.{key}")
         raise OverrideError(
             f"unknown key (expected {', '.join(sorted(allowed))})",
             file=path, line=_key_line(text, key, _table_line(text, header)) or _table_line(text, key) or None,
@@ -154,6 +196,9 @@ def load_collection(path: str | Path) -> dict[str, Overrides]:
     """Read a file of named entries (strategies or scenarios), in file order."""
     path = Path(path)
     data, text = read_toml(path)
+    if not data:
+        raise OverrideError("no entries (expected one [NAME] table per entry, with a description and "
+                            "[NAME.parameters])", file=path)
     entries = {name: _parameters(path, text, table, name, name) for name, table in data.items()}
     return {name: _inherited(path, text, data, entries, name, ()) for name in entries}
 
@@ -187,10 +232,13 @@ def parse_set(assignments: Iterable[str]) -> Overrides:
         if not sep or not name.strip():
             raise OverrideError(f"--set expects NAME=VALUE, got {item!r}")
         try:
-            values[name.strip()] = float(raw)
+            value = float(raw)
         except ValueError:
             raise OverrideError(f"value {raw.strip()!r} is not a number", file="--set",
                                 variable=name.strip()) from None
+        if not math.isfinite(value):
+            raise OverrideError(f"value {raw.strip()!r} is not a finite number", file="--set", variable=name.strip())
+        values[name.strip()] = value
     return Overrides("command line", values, source="--set")
 
 

@@ -176,8 +176,9 @@ def load_project(path: str | Path, *, uncalibrated: bool = False) -> Project:
         raise ctx.error(f"unknown key (allowed: {', '.join(sorted(TOP_KEYS))})", unknown[0], variable=unknown[0])
     model = specs._string(data, "model", ctx, required=True)
     name = specs._string(data, "name", ctx, default=path.name.removesuffix(SUFFIX).removesuffix(".toml"))
-    if not specs.SAFE_NAME.match(name):
-        raise ctx.error("a project name is letters, digits, '_', '.', '-'", "name")
+    if not specs.ENTRY_NAME.match(name):
+        raise ctx.error(f"project name {name!r}: a project name is letters, digits, '_' and '-' "
+                        "(set name = \"...\" in the file)", "name")
     horizon, final = specs._number(data, "horizon", ctx), specs._number(data, "final_time", ctx)
     trajectories = data.get("trajectories", "dynamic")
     if trajectories not in ("dynamic", "all", "none"):
@@ -202,10 +203,18 @@ def load_project(path: str | Path, *, uncalibrated: bool = False) -> Project:
         ensemble=specs.read_ensemble(data["ensemble"], ctx, base) if "ensemble" in data else None,
         uncalibrated=uncalibrated)
     for dim in DIMS:
+        folded: dict[str, str] = {}
         for entry in project.entries(dim):
-            if entry and not specs.SAFE_NAME.match(entry):
-                raise ctx.error(f"{dim} name {entry!r} must be letters, digits, '_', '.', '-'", f"{dim}s",
-                                variable=entry)
+            source = project.entries(dim)[entry].source
+            where = Path(source) if source and source != str(path) else path
+            if entry and not specs.ENTRY_NAME.match(entry):
+                raise ProjectError(f"{dim} name {entry!r} must be letters, digits, '_' and '-' (it becomes part of "
+                                   "file names)", file=where, line=_entry_line(where, entry), variable=entry)
+            if entry.lower() in folded:  # one file name on macOS and Windows
+                raise ProjectError(f"{dim} names {folded[entry.lower()]!r} and {entry!r} differ only in case (their "
+                                   "files would overwrite one another)", file=where, line=_entry_line(where, entry),
+                                   variable=entry)
+            folded[entry.lower()] = entry
     fitted = specs._string(data, "fitted", ctx)
     if fitted and not uncalibrated:
         where = Path(os.path.normpath(base / fitted))
@@ -213,9 +222,23 @@ def load_project(path: str | Path, *, uncalibrated: bool = False) -> Project:
     return project
 
 
+def _entry_line(path: Path, name: str) -> int | None:
+    """The line of the table (or case file) that defines the entry ``name``."""
+    if path.stem == name:
+        return None
+    try:
+        return TomlLines(path.read_text(encoding="utf-8")).line(name)
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
 def _cases(value, ctx: Context, base: Path) -> dict[str, Overrides]:
     if value is None:
         return {}
+    if not value:
+        raise ctx.error("'cases' is empty (leave it out to run the model's own values)", "cases")
+    if isinstance(value, str) and (base / value).is_dir() and not any((base / value).glob("*.toml")):
+        raise ctx.error(f"no case files (*.toml) in {base / value}", "cases")
     if isinstance(value, dict):
         return _inline(value, ctx, "cases")
     if isinstance(value, str) and (base / value).is_dir():
@@ -232,6 +255,8 @@ def _cases(value, ctx: Context, base: Path) -> dict[str, Overrides]:
 def _collection(value, ctx: Context, base: Path, key: str) -> dict[str, Overrides]:
     if value is None:
         return {}
+    if not value:
+        raise ctx.error(f"'{key}' is empty (leave it out when the project has none)", key)
     if isinstance(value, dict):
         return _inline(value, ctx, key)
     found: dict[str, Overrides] = {}

@@ -16,9 +16,13 @@ from pathlib import Path
 from sdloop.errors import SdloopError
 from sdloop.experiments.claims import ClaimSpec
 from sdloop.experiments.metrics import DIMS, MetricSpec
+from sdloop.experiments.plot_spec import PLOT_KEYS
 from sdloop.experiments.toml_lines import TomlLines
 
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+# project, case, strategy and scenario names become parts of file names: no dots (``nev.a`` and
+# ``nev.b`` would meet in ``nev.pdf``), no separators
+ENTRY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 SAFE_PATH = re.compile(r"^[A-Za-z0-9_{][A-Za-z0-9_.{}-]*(/[A-Za-z0-9_{][A-Za-z0-9_.{}-]*)*$")
 TEMPLATE_FIELDS = ("case", "CASE", "scenario", "scenario_text", "strategy", "strategy_text", "variable",
                    "variable_name", "samples")
@@ -181,6 +185,7 @@ class FigureSpec:
 
 
 RUN_FIGURES = {
+    "plot": PLOT_KEYS,
     "lines": {"panels", "phases", *DIMS},
     "compare": {"across", "variables", "labels", "threshold", "markers", "phases", *DIMS},
     "ranking": {"metrics", *DIMS},
@@ -207,7 +212,7 @@ def read_figures(value, ctx: Context, kinds: dict, *prefix) -> tuple[FigureSpec,
         _only(table, {"kind", "file", "title", *kinds[kind]}, ctx, *keys)
         file = check_output_path(_string(table, "file", ctx, *keys, required=True), ctx, *keys, "file")
         options = {k: v for k, v in table.items() if k not in ("kind", "file", "title")}
-        if "across" in options and options["across"] not in DIMS:
+        if kind == "compare" and "across" in options and options["across"] not in DIMS:
             raise ctx.error(f"'across' is one of {', '.join(DIMS)}", *keys, "across")
         lines = {k: ctx.lines.line(*keys, k) for k in table}
         for j, _ in enumerate(options.get("panels", []) if isinstance(options.get("panels"), list) else []):
@@ -226,6 +231,9 @@ class Phase:
     shade: str = "0.9"
 
 
+PHASE_SHADES = ("0.96", "0.88", "0.80", "0.92", "0.84", "0.76")  # defaults: neighbours differ
+
+
 def read_phases(value, ctx: Context) -> tuple[Phase, ...]:
     if not isinstance(value, list):
         raise ctx.error("phases are a list of [[phases]] tables", "phases")
@@ -236,12 +244,16 @@ def read_phases(value, ctx: Context) -> tuple[Phase, ...]:
         start = _number(table, "start", ctx, *keys)
         if start is None:
             raise ctx.error("'start' is required", *keys)
-        shade = _string(table, "shade", ctx, *keys, default="0.9")
+        shade = _string(table, "shade", ctx, *keys, default=PHASE_SHADES[i % len(PHASE_SHADES)])
         try:
             if not 0 <= float(shade) <= 1:
                 raise ValueError
         except ValueError:
             raise ctx.error("'shade' is a gray level from \"0\" (black) to \"1\" (white)", *keys, "shade") from None
+        same = [j for j, p in enumerate(phases) if float(p.shade) == float(shade)]
+        if same:
+            raise ctx.error(f"phases {same[0] + 1} and {i + 1} share the gray {shade}: give each phase its own "
+                            "'shade' so that a reader can tell them apart", *keys, "shade")
         phases.append(Phase(start, _number(table, "end", ctx, *keys), _string(table, "label", ctx, *keys) or "",
                             shade))
     return tuple(phases)

@@ -106,9 +106,10 @@ def best_probability(table: pd.DataFrame, *, ax=None, title: str | None = None,
 
 
 def regret_figure(table: pd.DataFrame, *, title: str | None = None, labels: Mapping[str, str] | None = None,
-                  better: Mapping[str, str] | None = None):
+                  better: Mapping[str, str] | None = None, units: Mapping[str, str] | None = None):
     """One panel per ranked metric: each strategy's maximum regret (bar) and mean regret (tick);
-    the minimax-regret strategy in black."""
+    the minimax-regret strategy in black. Regret is in the metric's own unit (``units``); a
+    strategy with no value on any draw (an undefined ratio) has no bar and says so."""
     metrics = list(dict.fromkeys(table.dropna(subset=["p_best"])["metric"]))
     fig, axes = plotting.panel_grid(len(metrics), ncols=3, height=plotting.PANEL_HEIGHT * 1.1)
     strategies = list(dict.fromkeys(table["strategy"]))
@@ -126,7 +127,11 @@ def regret_figure(table: pd.DataFrame, *, title: str | None = None, labels: Mapp
         direction = f"{(better or {}).get(metric, 'lower')} is better"
         ax.set_title(f"{(labels or {}).get(metric, metric).replace(chr(10), ' ')} ({direction})", loc="left",
                      fontsize=6)
-        ax.set_xlabel("regret (metric units)", fontsize=5.5)
+        unit = (units or {}).get(metric) or ""
+        ax.set_xlabel(f"regret ({unit})" if unit else "regret", fontsize=5.5)
+        for i, value in enumerate(worst):
+            if not np.isfinite(value):
+                ax.text(0, i, " no value on any draw", va="center", fontsize=4.5, color="0.4")
         if np.nanmax(np.nan_to_num(worst), initial=0) == 0:
             ax.text(0.5, 0.5, "all strategies tied", transform=ax.transAxes, ha="center", fontsize=6, color="0.3")
     if title:

@@ -11,10 +11,12 @@ figures of ``[[ensemble.figures]]``.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import pandas as pd
 
+from sdloop.errors import SimulationError
 from sdloop.experiments.draws import EnsembleDesign
 from sdloop.experiments.ensemble import EnsembleSummary, run_ensemble
 from sdloop.experiments.metrics import DIMS
@@ -26,7 +28,7 @@ from sdloop.experiments.uncertainty import UncertaintySpace, load_uncertainty
 from sdloop.report import ensemble_plots, plotting
 from sdloop.report.cache import Cache, digest, file_digest
 from sdloop.report.figures import fields, slug
-from sdloop.report.output import write_csv
+from sdloop.report.output import inside, write_csv
 
 
 def design_for(study: Study) -> EnsembleDesign:
@@ -127,14 +129,15 @@ def draw_ensemble_figures(summary: EnsembleSummary, table: pd.DataFrame, out: Pa
                                                         title=scenario.replace("_", " "), labels=labels)
                     fig.suptitle(fill(figure.title or "{CASE}: probability each strategy is best ({samples} samples)",
                                       base), fontsize=7.5)
-                plotting.save_figure(fig, out / fill(figure.file, base))
+                plotting.save_figure(fig, inside(out, fill(figure.file, base)))
             elif figure.kind == "regret":
                 scenario = figure.options.get("scenario") or next(iter(summary.design.scenarios))
                 f = fields({"case": case, "scenario": scenario}, samples=base["samples"])
                 with plotting.style():
                     fig = ensemble_plots.regret_figure(rows[rows.scenario == scenario], labels=labels, better=better,
+                                                       units={name: s.unit for name, s in specs.items()},
                                                        title=fill(figure.title or "{CASE}, {scenario_text}: regret", f))
-                plotting.save_figure(fig, out / fill(figure.file, f))
+                plotting.save_figure(fig, inside(out, fill(figure.file, f)))
             elif figure.kind == "fan":
                 scenario = figure.options.get("scenario") or next(iter(summary.design.scenarios))
                 variable = figure.options["variable"]
@@ -147,7 +150,7 @@ def draw_ensemble_figures(summary: EnsembleSummary, table: pd.DataFrame, out: Pa
                     fig = ensemble_plots.fan_chart(bands, variable, units, threshold=threshold, time_label=time_label,
                                                    title=fill(figure.title or "{CASE}, {scenario_text}: {variable_name}"
                                                               " (median, 25-75% and 5-95% of {samples} samples)", f))
-                plotting.save_figure(fig, out / fill(figure.file, f))
+                plotting.save_figure(fig, inside(out, fill(figure.file, f)))
             elif figure.kind == "sobol" and sobol is not None:
                 part = sobol[sobol.case == case]
                 if part.empty:
@@ -157,7 +160,7 @@ def draw_ensemble_figures(summary: EnsembleSummary, table: pd.DataFrame, out: Pa
                 with plotting.style():
                     fig = ensemble_plots.sobol_figure(part, labels=labels, title=fill(
                         figure.title or "{CASE}: Sobol indices of the metrics ({strategy_text})", f))
-                plotting.save_figure(fig, out / fill(figure.file, f))
+                plotting.save_figure(fig, inside(out, fill(figure.file, f)))
 
 
 def _units(study: Study, variable: str) -> str | None:
@@ -199,7 +202,7 @@ def run_project_ensemble(study: Study, out: Path, *, cache: Cache, samples: int 
         info.update(reused=True, table=pd.read_csv(out / "robustness.csv", keep_default_na=False,
                                                    na_values=[""]),
                     runs=samples * len(design.keys))
-        return info
+        return _check_failed_runs(info)
     summary = run_ensemble(design, space, samples, seed=seed, method=method, chunk_size=chunk_size,
                            workers=workers, scheduler=scheduler, progress=progress)
     table_sobol = sobol_tables(study, design, space, n=sobol_n, seed=seed, scenario=sobol_scenario,
@@ -207,6 +210,23 @@ def run_project_ensemble(study: Study, out: Path, *, cache: Cache, samples: int 
     table = write_ensemble(summary, out, study, sobol=table_sobol, figures=figures)
     cache.put_files("ensemble", key, out, [p for p in out.rglob("*") if p.is_file()])
     info.update(reused=False, table=table, runs=summary.runs, summary=summary)
+    return _check_failed_runs(info)
+
+
+def _check_failed_runs(info: dict) -> dict:
+    """Say how many runs went non-finite (left out of every ranking); fail when none is left."""
+    table = info["table"]
+    if table.empty or "nonfinite_runs" not in table:
+        return info
+    runs = table.drop_duplicates(["case", "scenario", "strategy"])
+    failed, total = int(runs["nonfinite_runs"].sum()), int(runs["samples"].sum())
+    info["failed_runs"] = failed
+    if total and failed == total:
+        raise SimulationError(f"every one of the {total:,} runs of the ensemble went non-finite: nothing is left to "
+                              "rank (narrow the uncertain ranges, or look at the model's equations at their extremes)")
+    if failed:
+        warnings.warn(f"{failed:,} of {total:,} ensemble runs went non-finite; they are left out of every ranking "
+                      "and counted in the nonfinite_runs column of robustness.csv")
     return info
 
 

@@ -84,8 +84,12 @@ def figure_jobs(result) -> list[FigureJob]:
     for spec in study.project.figures:
         if spec.kind == "lines":
             jobs += _lines_jobs(study, result, spec)
-        elif spec.kind == "compare":
-            jobs += _compare_jobs(study, result, spec)
+        elif spec.kind in ("compare", "plot"):
+            from sdloop.experiments.figure_checks import plot_options_of
+            from sdloop.report.plot_figures import plot_jobs
+
+            opts = plot_options_of(spec, Where(study.project.path, spec.line, f"figure {spec.file}"))
+            jobs += plot_jobs(study, result.runs, spec.file, spec.title, opts, bands=getattr(result, "bands", None))
         elif spec.kind == "ranking":
             jobs += _ranking_jobs(study, result, spec)
     return jobs
@@ -98,59 +102,29 @@ def _lines_jobs(study, result, spec) -> list[FigureJob]:
         frame = result.runs[run]
         panels = []
         for panel in spec.options["panels"]:
-            lines = {text: _series(study, text, frame, run) for text in panel["lines"]}
-            panels.append({"title": panel.get("title"), "labels": panel.get("labels"),
+            names = panel.get("labels") or panel["lines"]
+            lines = {name: _series(study, text, frame, run) for name, text in zip(names, panel["lines"])}
+            panels.append({"title": panel.get("title"),
                            "ylabel": _ylabel(study, panel["lines"][0], panel.get("quantity"), panel.get("ylabel")),
-                           "frame": pd.DataFrame(lines)})
+                           "series": pd.DataFrame(lines)})
         f = fields(key)
-        jobs.append(FigureJob(fill(spec.file, f), "lines", {**_common(study), "panels": panels,
-                                                            "title": fill(spec.title, f) if spec.title else None}))
-    return jobs
-
-
-def _compare_jobs(study, result, spec) -> list[FigureJob]:
-    opts = spec.options
-    across = opts.get("across", "scenario")
-    others = tuple(d for d in DIMS if d != across)
-    entries = selected(study, spec, across)
-    jobs = []
-    for key in _keys(study, spec, others):
-        runs = {e: tuple({**key, across: e}[d] for d in DIMS) for e in entries}
-        panels = []
-        for i, text in enumerate(opts["variables"]):
-            label = (opts.get("labels") or [None] * len(opts["variables"]))[i]
-            frame = pd.DataFrame({e: _series(study, text, result.runs[r], r) for e, r in runs.items()})
-            panels.append({"title": text, "ylabel": _ylabel(study, text, label, None), "frame": frame})
-        payload = {**_common(study), "panels": panels}
-        if not opts.get("phases", False):
+        payload = {**_common(study), "panels": panels, "title": fill(spec.title, f) if spec.title else None,
+                   "own_looks": True}
+        if not spec.options.get("phases", False):
             payload["phases"] = ()
-        markers = opts.get("markers")
-        if markers:
-            payload["markers"] = {"series": {e: _series(study, markers["variable"], result.runs[r], r)
-                                             for e, r in runs.items()},
-                                  "levels": markers.get("levels", []), "symbols": markers.get("symbols", []),
-                                  "labels": markers.get("labels", [])}
-        threshold = opts.get("threshold")
-        if threshold:
-            value = threshold["value"]
-            if isinstance(value, str):
-                first = next(iter(runs.values()))
-                name = study.sim.resolve(value)
-                value = float(study.params[first].get(name, study.sim.defaults[name]))
-            payload["threshold"] = (threshold.get("panel", 1) - 1, float(value), threshold.get("label", ""))
-        f = fields(key)
-        payload["title"] = fill(spec.title, f) if spec.title else None
-        jobs.append(FigureJob(fill(spec.file, f), "compare", payload))
+        jobs.append(FigureJob(fill(spec.file, f), "plot", payload))
     return jobs
 
 
 def rank_runs(table: pd.DataFrame, specs: dict) -> pd.DataFrame:
-    """Rank (1 = best) of each row on each ranked metric; ties share the better rank, missing last."""
+    """Rank (1 = best) of each row on each ranked metric; ties share the better rank. A value never
+    reached (+inf) ranks after every reached one; an undefined value (NaN: a ratio with nothing
+    gained) is not ranked at all (NaN), so it is never best and never counted as middling."""
     ranks = {}
     for column in table.columns:
         higher = specs[column].better == "higher"
-        ranks[column] = table[column].rank(ascending=not higher, method="min", na_option="bottom")
-    return pd.DataFrame(ranks, index=table.index).astype(int)
+        ranks[column] = table[column].rank(ascending=not higher, method="min", na_option="keep")
+    return pd.DataFrame(ranks, index=table.index)
 
 
 def _ranking_jobs(study, result, spec) -> list[FigureJob]:
@@ -169,7 +143,7 @@ def _ranking_jobs(study, result, spec) -> list[FigureJob]:
                 rows = rows[rows["scenario"] == scenario]
             index = "strategy" if "strategy" in rows else None
             table = (rows.set_index(index) if index else rows)[columns]
-            tables[scenario], ranks[scenario] = table, rank_runs(table.replace(float("inf"), float("nan")), specs)
+            tables[scenario], ranks[scenario] = table, rank_runs(table, specs)
         payload = {"tables": tables, "ranks": ranks,
                    "labels": {c: specs[c].label or c for c in columns},
                    "formats": {c: specs[c].format for c in columns},
@@ -192,7 +166,7 @@ def dominance_outputs(result, out: Path) -> list[Path]:
     from sdloop.analysis.dominance import describe_periods
     from sdloop.analysis.loop_analysis import analyse_model
     from sdloop.report import loop_plots
-    from sdloop.report.output import atomic_write_text, write_csv
+    from sdloop.report.output import atomic_write_text, inside, write_csv
 
     study = result.study
     written = []
@@ -203,13 +177,14 @@ def dominance_outputs(result, out: Path) -> list[Path]:
             run = tuple(key[d] for d in DIMS)
             analysis = analyse_model(study.project.model, study.params[run], dominance=True)
             dominance = analysis.dominance
-            stem = out / fill(spec.file, fields(key))
+            stem = inside(out, fill(spec.file, fields(key)))
             write_csv(dominance.relative_scores, stem.parent / "relative_loop_scores.csv")
+            min_period = float(spec.options.get("min_period", 2.0))
             atomic_write_text(stem.parent / "dominant_loops.txt", "\n".join(
-                describe_periods(dominance, min_length=float(spec.options.get("min_period", 2.0)))) + "\n")
+                describe_periods(dominance, min_length=min_period)) + "\n")
             common = _common(study)
             ax = loop_plots.relative_scores_plot(
-                dominance, time_label=common["time_label"],
+                dominance, time_label=common["time_label"], min_period=min_period,
                 phases=common["phases"] if spec.options.get("phases", False) else None,
                 title=fill(spec.title, fields(key)) if spec.title else None)
             loop_plots.save(ax, stem)

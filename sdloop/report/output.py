@@ -49,6 +49,22 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     return path
 
 
+def inside(root: str | Path, relative: str | Path) -> Path:
+    """``root / relative``, refused (OutputError, exit 2) unless it lies inside ``root`` once resolved.
+
+    Every file name built from a name in a project, TOML or model file goes through here, so no
+    name (``x/../../elsewhere``, an absolute path, a symbolic link) can make sdloop write elsewhere.
+    """
+    from sdloop.errors import OutputError
+
+    root = Path(root)
+    path = root / relative
+    if Path(relative).is_absolute() or not path.resolve().is_relative_to(root.resolve()):
+        raise OutputError(f"refused to write {relative}: it would lie outside {root} (a name in the project, "
+                          "a TOML file or the model leads out of the output folder)")
+    return path
+
+
 def write_csv(frame: pd.DataFrame, path: str | Path, **kwargs) -> Path:
     """Write a DataFrame as CSV, atomically."""
     return atomic_write_text(path, frame.to_csv(**kwargs))
@@ -109,8 +125,10 @@ def git_commit(cwd: str | Path = ".") -> str | None:
 
 def manifest(*, models: Mapping[str, str | Path], runs: Mapping[str, Mapping[str, float]],
              inputs: Mapping[str, str | Path] = (), seeds: Mapping[str, int | None] | None = None,
-             command: list[str] | None = None, notes: Mapping[str, object] | None = None) -> dict:
-    """The provenance of a run: versions, commit, file hashes, parameters and seeds."""
+             command: list[str] | None = None, notes: Mapping[str, object] | None = None,
+             copies: Mapping[str, str] | None = None) -> dict:
+    """The provenance of a run: versions, commit, file hashes, parameters and seeds (and, in
+    ``copies``, where the run directory keeps its copy of each model and input file)."""
     import numpy
     import pysd
 
@@ -131,6 +149,7 @@ def manifest(*, models: Mapping[str, str | Path], runs: Mapping[str, Mapping[str
         "inputs": {name: {"path": str(p), "sha256": file_sha256(p)} for name, p in dict(inputs).items()},
         "parameters": {name: dict(values) for name, values in runs.items()},
         "seeds": dict(seeds or {}),
+        **({"copies": dict(copies)} if copies else {}),
         **({"notes": dict(notes)} if notes else {}),
     }
 

@@ -66,9 +66,40 @@ HOUSE_STYLE = {
 }
 
 
-def style():
-    """A context manager applying the house style."""
-    return plt.rc_context(HOUSE_STYLE)
+# Slides: the same look, larger type and thicker lines for a 16:9 screen.
+SLIDES_STYLE = {**HOUSE_STYLE, "font.size": 12, "axes.titlesize": 12.5, "axes.labelsize": 12,
+                "xtick.labelsize": 11, "ytick.labelsize": 11, "legend.fontsize": 10.5, "lines.linewidth": 2.0,
+                "axes.linewidth": 0.9}
+SLIDES_WIDTH = 254 * MM  # a 10-inch-wide 16:9 slide
+SLIDES_PANEL_HEIGHT = 75 * MM
+
+# Per-series looks for figures with many lines: gray level, dash pattern and marker all differ
+# between neighbours, so a series is told apart in grayscale by any one of them.
+GRAYS = ("0.0", "0.42", "0.64")
+DASHES = ("-", (0, (4, 1.6)), (0, (1, 1.2)), (0, (5, 1.2, 1, 1.2)))
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "h", "p")
+# Okabe and Ito's palette, told apart by readers with colour-vision deficiencies (--color).
+COLORS = ("#000000", "#E69F00", "#56B4E9", "#009E73", "#0072B2", "#D55E00", "#CC79A7", "#F0E442")
+
+
+def series_styles(n: int, *, color: bool = False) -> list[dict]:
+    """``n`` distinct looks (``color``, ``linestyle``, ``marker``) for lines drawn together."""
+    looks = []
+    for i in range(n):
+        looks.append({"color": COLORS[i % len(COLORS)] if color else GRAYS[i % len(GRAYS)],
+                      "linestyle": DASHES[i % len(DASHES)],  # with 3 grays: 12 distinct pairs
+                      "marker": MARKERS[i % len(MARKERS)]})
+    return looks
+
+
+def style(name: str = "paper"):
+    """A context manager applying the house style (``paper``) or its ``slides`` variant."""
+    return plt.rc_context(SLIDES_STYLE if name == "slides" else HOUSE_STYLE)
+
+
+def page_size(name: str = "paper") -> tuple[float, float]:
+    """(figure width, height of one panel row) in inches for a style."""
+    return (SLIDES_WIDTH, SLIDES_PANEL_HEIGHT) if name == "slides" else (DOUBLE_COLUMN, PANEL_HEIGHT)
 
 
 def units_label(name: str, units: str | None) -> str:
@@ -93,18 +124,20 @@ def shade_phases(ax, phases: Sequence = (), *, label: bool = True):
     return ax
 
 
-def phase_legend(fig, phases: Sequence = (), title: str = ""):
-    """A figure-level key to the shaded periods, below the panels."""
+def phase_legend(fig, phases: Sequence = (), title: str = "", extra: Sequence = ()):
+    """A figure-level key to the shaded periods (after the ``extra`` handles), below the panels."""
     from matplotlib.patches import Patch
 
     if not phases:
         return fig
-    handles = []
+    handles = list(extra)
     for start, end, text, gray in phases:
         span = f"{start:g}-{end - 1:g}" if end else f"{start:g}-"
         handles.append(Patch(facecolor=gray, edgecolor="0.6", linewidth=0.4,
                              label=f"{text.replace(chr(10), ' ').replace('- ', '-')} ({span})"))
-    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), frameon=False,
+    from sdloop.report.line_panels import legend_columns
+
+    fig.legend(handles=handles, loc="outside lower center", ncol=legend_columns(handles, fig), frameon=False,
                title=title or None, title_fontsize=6)
     return fig
 

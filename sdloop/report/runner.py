@@ -20,6 +20,7 @@ from sdloop.experiments.project import load_project
 from sdloop.experiments.study import Study
 from sdloop.report.cache import Cache
 from sdloop.report.output import manifest, new_run_dir, write_json
+from sdloop.report.snapshot import copy_inputs, project_files
 
 PARTS = ("metrics", "figures", "ensemble")
 
@@ -79,12 +80,18 @@ def run_projects(paths: Sequence[Path], options: RunOptions) -> tuple[Path, list
     parameters, inputs, seeds, models = {}, {}, {}, {}
     notes = {"calibrated": [], "engines": {}, "layers": {}, "reused": {}, "outputs": {}}
     with new_run_dir(options.results, "run") as run_dir:
+        used = {}
         for study in studies:
             lines += _run_one(study, run_dir, cache, options, parameters, inputs, seeds, notes)
             models[study.project.name] = study.project.model
+            used.update({f"{study.project.name}/{name}": path for name, path in project_files(study.project).items()})
+        for name, path in used.items():
+            if not name.endswith("/model"):
+                inputs.setdefault(name, path)
+        copies = copy_inputs(run_dir, used)  # what `sdloop compare` and `sdloop plot` read back
         calibrated = notes["calibrated"] or "none: models run on their documented priors"
         write_json(manifest(models=models, runs=parameters, inputs=inputs, seeds=seeds, command=options.command,
-                            notes={**notes, "calibrated": calibrated}), run_dir / "manifest.json")
+                            notes={**notes, "calibrated": calibrated}, copies=copies), run_dir / "manifest.json")
     lines.append("Calibrated parameters used for: " + (", ".join(notes["calibrated"]) or "none (documented priors)"))
     lines.append(f"Results written to {options.results / 'latest'}")
     return options.results / "latest", lines

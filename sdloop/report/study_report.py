@@ -20,7 +20,8 @@ import pandas as pd
 from sdloop.experiments.metrics import DIMS
 from sdloop.experiments.study import Study, StudyResult
 from sdloop.report.cache import Cache, digest, file_digest
-from sdloop.report.output import atomic_write_text, write_csv
+from sdloop.errors import OutputError
+from sdloop.report.output import atomic_write_text, inside, write_csv
 
 
 @dataclass
@@ -89,11 +90,23 @@ def _draw_and_save(job, stem: Path) -> list[Path]:
     return save_figure(draw(job), stem)
 
 
+def _refuse_collisions(jobs, out: Path) -> None:
+    """Two figures may not share a file (names that differ only in case would on macOS and Windows)."""
+    seen: dict[str, str] = {}
+    for job in jobs:
+        key = str(job.stem).lower()
+        if key in seen:
+            raise OutputError(f"two figures would both be written to {out / job.stem} ({seen[key]} and {job.stem}); "
+                              "give the cases, scenarios or strategies names that differ by more than case")
+        seen[key] = str(job.stem)
+
+
 def save_figures(jobs, out: Path, cache: Cache, reused: dict, workers: int = 1) -> list[Path]:
     """Draw (or copy from the cache) every figure job into ``out``."""
     pending, written = [], []
+    _refuse_collisions(jobs, out)
     for job in jobs:
-        stem = out / job.stem
+        stem = inside(out, job.stem)
         key = digest("figure", job.kind, job.payload)
         copied = cache.get_files("figures", key, stem.parent)
         if copied is not None:

@@ -1,0 +1,56 @@
+"""A copy of every model and input file a run used, inside its run directory.
+
+``copy_inputs(run_dir, files)`` copies each file to ``run_dir/inputs/`` at its path relative to
+the folder all of them share, so a copied project file still finds its model, cases and fitted
+values by the same relative paths (``sdloop plot`` and ``sdloop compare`` read them there).
+Each copy is written under a temporary name and renamed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Mapping
+
+from sdloop.analysis.loops import sidecar_path
+from sdloop.report.output import publish_mode
+
+FOLDER = "inputs"
+
+
+def copy_inputs(run_dir: Path, files: Mapping[str, str | Path]) -> dict[str, str]:
+    """Copy ``files`` (name -> path) into ``run_dir/inputs``; name -> the copy's path in the run directory."""
+    found = {name: Path(path).resolve() for name, path in files.items() if Path(path).is_file()}
+    if not found:
+        return {}
+    root = Path(os.path.commonpath([str(p.parent) for p in found.values()]))
+    copies: dict[str, str] = {}
+    done: dict[Path, str] = {}
+    for name, path in found.items():
+        if path not in done:
+            target = run_dir / FOLDER / path.relative_to(root)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+            os.close(fd)
+            try:
+                shutil.copyfile(path, tmp)
+                publish_mode(tmp)
+                os.replace(tmp, target)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+            done[path] = target.relative_to(run_dir).as_posix()
+        copies[name] = done[path]
+    return copies
+
+
+def project_files(project) -> dict[str, str | Path]:
+    """Every file a project reads: itself, its model (and the model's loop names), cases,
+    strategies, scenarios, fitted values and uncertain parameters."""
+    files = {"model": project.model, **{k: Path(v) for k, v in project.inputs().items()}}
+    sidecar = sidecar_path(project.model)
+    if sidecar.exists():
+        files["loop names"] = sidecar
+    return files

@@ -1,0 +1,121 @@
+"""Names cannot lead writes out of the run directory or onto each other, and every result is a
+finite real number or the command says why (issue #16 items 2-4)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import FIXTURES, MODELS
+from sdloop.cli.main import main
+
+BLOWUP = """{UTF-8}
+S = INTEG(S * S * g, 1)
+\t~\tDmnl
+\t~\tAssumed: grows without bound within a few years.
+\t|
+
+g = 1
+\t~\t1/Year
+\t~\tAssumed, range 1-2 (a blow-up test).
+\t|
+
+INITIAL TIME = 0 ~ Year ~ Start. |
+FINAL TIME = 10 ~ Year ~ End. |
+TIME STEP = 0.25 ~ Year ~ Step. |
+SAVEPER = TIME STEP ~ Year ~ Save. |
+"""
+
+
+def project(tmp_path: Path, body: str, model: str = BLOWUP) -> Path:
+    (tmp_path / "m.mdl").write_text(model)
+    path = tmp_path / "p.project.toml"
+    path.write_text('name = "p"\nmodel = "m.mdl"\n' + body)
+    return path
+
+
+def test_inside_refuses_paths_that_leave_the_folder(tmp_path):
+    from sdloop.errors import OutputError
+    from sdloop.report.output import inside
+
+    assert inside(tmp_path, "figures/a_b") == tmp_path / "figures" / "a_b"
+    for bad in ("x/../../../../elsewhere/OUTSIDE", "/etc/passwd", "../sibling"):
+        with pytest.raises(OutputError, match="outside"):
+            inside(tmp_path, bad)
+    (tmp_path / "link").symlink_to(tmp_path.parent)
+    with pytest.raises(OutputError, match="outside"):
+        inside(tmp_path, "link/escaped")
+
+
+@pytest.mark.parametrize("name", ["x/../../../../elsewhere/OUTSIDE", "nev.a", "a b", "..", "/abs"])
+def test_a_scenario_name_that_is_not_a_plain_name_is_refused_at_its_line(tmp_path, capsys, name):
+    path = project(tmp_path, f'[scenarios."{name}"]\ndescription = "d"\n[scenarios."{name}".parameters]\n')
+    status = main(["run", str(path), "--results", str(tmp_path / "results"), "--only", "metrics"])
+    err = capsys.readouterr().err
+    assert status == 2 and f"{path}:" in err and "must be letters, digits, '_' and '-'" in err
+    assert not (tmp_path / "results").exists() and not (tmp_path.parent / "elsewhere").exists()
+
+
+def test_names_that_differ_only_in_case_are_refused(tmp_path, capsys):
+    body = "".join(f'[scenarios.{n}]\ndescription = "d"\n[scenarios.{n}.parameters]\n' for n in ("Fast", "fast"))
+    path = project(tmp_path, body)
+    assert main(["run", str(path), "--results", str(tmp_path / "results")]) == 2
+    assert "'Fast' and 'fast' differ only in case" in capsys.readouterr().err
+
+
+def test_two_figures_may_not_share_a_file(tmp_path):
+    from sdloop.errors import OutputError
+    from sdloop.report.cache import Cache
+    from sdloop.report.figures import FigureJob
+    from sdloop.report.study_report import save_figures
+
+    jobs = [FigureJob("figures/A", "plot", {}), FigureJob("figures/a", "plot", {})]
+    with pytest.raises(OutputError, match="two figures would both be written"):
+        save_figures(jobs, tmp_path, Cache(enabled=False), {"figures": 0, "drawn": 0})
+
+
+def test_a_complex_result_on_the_pysd_path_fails_with_variable_and_time(tmp_path, capsys):
+    model = tmp_path / "root.mdl"
+    model.write_text("{UTF-8}\nx = -1 ~ Dmnl ~ Assumed. |\ny = x ^ 0.5 ~ Dmnl ~ Assumed: complex for x < 0. |\n"
+                     "S = INTEG(y, 0) ~ Dmnl ~ Assumed. |\n"
+                     "INITIAL TIME = 0 ~ Year ~ S. |\nFINAL TIME = 2 ~ Year ~ E. |\nTIME STEP = 1 ~ Year ~ T. |\n"
+                     "SAVEPER = TIME STEP ~ Year ~ S. |\n")
+    out = tmp_path / "out.csv"
+    for engine in ("pysd", "numpy"):
+        status = main(["simulate", str(model), "--engine", engine, "--out", str(out)])
+        err = capsys.readouterr().err
+        assert status == 1, err
+        assert f"{model}:3: y: became non-" in err and "at time 0" in err and "Traceback" not in err
+        assert not out.exists()
+
+
+def blowup_ensemble(tmp_path: Path, low: float) -> Path:
+    (tmp_path / "u.toml").write_text(f'[parameters.g]\ndistribution = "uniform"\nlow = {low}\nhigh = 2\n'
+                                     'source = "assumed (test)"\n')
+    return project(tmp_path, '[metrics.final]\nexpr = \'at("S", 10)\'\nbetter = "lower"\n'
+                             '[ensemble]\nuncertainty = "u.toml"\nsamples = 8\nseed = 1\n')
+
+
+def test_an_ensemble_whose_every_run_blew_up_fails(tmp_path, capsys):
+    path = blowup_ensemble(tmp_path, 1)
+    status = main(["ensemble", str(path), "--results", str(tmp_path / "results"), "--no-figures"])
+    err = capsys.readouterr().err
+    assert status == 1, err
+    assert "every one of the 8 runs of the ensemble went non-finite" in err
+    assert not (tmp_path / "results" / "latest").exists()
+
+
+def test_an_ensemble_leaves_blown_up_runs_out_and_says_how_many(tmp_path, capsys):
+    path = blowup_ensemble(tmp_path, 0.5)
+    (tmp_path / "m.mdl").write_text(BLOWUP.replace("S * S * g", "S * S * (g - 1.5)"))  # blows up for g > ~1.6
+    status = main(["ensemble", str(path), "--results", str(tmp_path / "results"), "--no-figures"])
+    err = capsys.readouterr().err
+    assert status == 0, err
+    assert "of 8 ensemble runs went non-finite; they are left out of every ranking" in err
+    import pandas as pd
+
+    table = pd.read_csv(tmp_path / "results" / "latest" / "robustness.csv")
+    failed = int(table.nonfinite_runs.iloc[0])
+    assert 0 < failed < 8 and f"{failed} of 8 ensemble runs" in err
+    assert table.missing.iloc[0] == pytest.approx(failed / 8)
