@@ -21,15 +21,27 @@ import pytest
 from conftest import FIXTURES
 from sdloop.cli.main import main
 from sdloop.engines.numpy_engine import compare_frames, engine_or_reasons
-from sdloop.engines.pysd_model import Model
+from sdloop.engines.pysd_model import Model, seeded_random
 from sdloop.structure.build import build_structure
 
 CORPUS = FIXTURES / "corpus"
 MODELS = sorted(p.name for p in CORPUS.iterdir() if p.suffix in (".mdl", ".xmile"))
 # Models PySD cannot run: sdloop says so in one line naming the line and the construct.
-PYSD_CANNOT = {"lookup_extrapolate.mdl": (3, "LOOKUP")}
+PYSD_CANNOT = {
+    "lookup_extrapolate.mdl": (3, "LOOKUP"),
+    "lookup_directions.mdl": (12, "LOOKUP FORWARD"),
+    "npv.mdl": (8, "NPV"),
+    "stella_conveyor.xmile": (18, "conveyors"),
+    "stella_module.xmile": (14, "modules"),  # PySD runs it, but leaves the module's input at 0
+}
 # Models the numpy engine does not compile, and the construct its fallback line names.
-FALLS_BACK = {"vector_functions.mdl": "VECTOR SELECT", "data_files.mdl": "GET DATA"}
+FALLS_BACK = {
+    "vector_functions.mdl": "VECTOR SELECT",
+    "data_files.mdl": "GET DATA",
+    "allocate_priority.mdl": "ALLOCATE BY PRIORITY",
+    "random_seeded.mdl": "RANDOM UNIFORM",
+    "subscripts_2d.mdl": "VECTOR SORT ORDER",
+}
 RUNNABLE = [m for m in MODELS if m not in PYSD_CANNOT]
 ERRORS = sorted(p.name for p in (CORPUS / "errors").iterdir())
 TOLERANCE = 1e-9
@@ -44,7 +56,7 @@ def plain_pysd(name: str, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         reader = pysd.read_vensim if name.endswith(".mdl") else pysd.read_xmile
-        with np.errstate(all="ignore"):
+        with np.errstate(all="ignore"), seeded_random():  # RANDOM functions: sdloop's seed
             return reader(str(folder / name)).run()
 
 
@@ -115,6 +127,13 @@ def test_structure_writes_arrays_out_element_by_element():
     assert s.inputs("total population") == tuple(sorted(f"population[{r}]" for r in s.ranges["region"]))
 
 
+def test_structure_counts_elements_and_reads_game_as_its_expression():
+    s = build_structure(CORPUS / "subscripts_2d.mdl")
+    assert s["number of products"].equation == 4  # ELMCOUNT(Product), Product: (p1-p4)
+    game = build_structure(CORPUS / "logic_game.mdl")
+    assert game["lever"].equation == 0.5 * game["policy on"].symbol  # GAME(x) when nobody plays: x
+
+
 def test_subscripted_constants_are_set_by_element_or_whole(tmp_path):
     model = Model(CORPUS / "subscripts.mdl")
     assert model.defaults["growth[south]"] == 0.03 and "growth" in model.constants
@@ -139,3 +158,30 @@ def test_data_files_are_read_next_to_the_model_and_key_the_cache(tmp_path, monke
     assert first["k"].iloc[0] == 3 and second["k"].iloc[0] == 4
     (folder / "data" / "constants.csv").unlink()
     assert main(["simulate", str(folder / "data_files.mdl")]) == 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [m for m in RUNNABLE if m.endswith(".mdl")])
+def test_sketch_keeps_the_equations_and_pysd_runs_the_sketched_file_the_same(name, tmp_path):
+    source = CORPUS / name
+    target = tmp_path / "corpus" / name
+    reference = plain_pysd(name, tmp_path)  # copies the corpus (data files) into tmp_path/corpus
+    assert main(["sketch", str(source), "--out", str(target)]) == 0
+    original, sketched = source.read_bytes(), target.read_bytes()
+    marker = re.search(rb"\\{2,3}---///", original)  # Vensim's sketch marker (two or three backslashes)
+    equations = original[:marker.start()] if marker else original.rstrip()
+    assert sketched.startswith(equations)  # byte for byte: BOM, CRLF, tabs kept
+    import pysd
+
+    with warnings.catch_warnings(), np.errstate(all="ignore"), seeded_random():
+        warnings.simplefilter("ignore")
+        after = pysd.read_vensim(str(target)).run()
+    assert list(after.columns) == list(reference.columns)
+    assert compare_frames(after, reference) == 0.0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", RUNNABLE)
+def test_diagram_draws_every_runnable_model(name, tmp_path):
+    assert main(["diagram", str(CORPUS / name), "--out", str(tmp_path / "d")]) == 0
+    assert (tmp_path / "d.pdf").stat().st_size > 0 and (tmp_path / "d.png").stat().st_size > 0

@@ -61,7 +61,7 @@ def run_ensemble_command(args: argparse.Namespace) -> int:
     from sdloop.experiments.study import Study
     from sdloop.report.cache import Cache
     from sdloop.report.ensemble_report import headline, run_project_ensemble
-    from sdloop.report.output import manifest, new_run_dir, write_json
+    from sdloop.report.output import manifest, new_run_dir, replaced_dir, write_json
     from sdloop.report.snapshot import copy_inputs, project_files
 
     if args.sobol and (args.sobol < 2 or args.sobol & (args.sobol - 1)):
@@ -104,7 +104,8 @@ def run_ensemble_command(args: argparse.Namespace) -> int:
         return info
 
     if args.out:
-        info = write(args.out)
+        with replaced_dir(args.out) as work:
+            info = write(work)
         where = args.out
     else:
         with new_run_dir(args.results, "ensemble") as run_dir:

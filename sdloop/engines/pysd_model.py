@@ -29,18 +29,36 @@ from sdloop.lang.source import SourceIndex, normalize, parse_model, read_text, r
 from sdloop.structure.clock import check_clock, check_structure_clock
 
 CONTROL_NAMES = ("INITIAL TIME", "FINAL TIME", "TIME STEP", "SAVEPER")
+RANDOM_SEED = 0  # numpy's global generator at the start of every run (RANDOM functions)
 TRANSLATION_FORMAT = "inert-docs-1"  # part of the cache key: entries from before sealed entries are not reused
 
 
 @contextmanager
 def quiet_pysd() -> Iterator[None]:
-    """Silence the deprecation noise PySD emits under pandas 3, and nothing else."""
+    """Silence PySD's deprecation noise under pandas 3 and its notes on mixed arrays, nothing else."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r"The inplace keyword in DataFrame\.set_index")
         warnings.filterwarnings("ignore", message=r"chardet\.universaldetector is deprecated")
         warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"pysd\.")
         warnings.filterwarnings("ignore", message=r"extrapolating data (above|below)")
+        # an array defined by constants for some elements, equations for others (harmless)
+        warnings.filterwarnings("ignore", message=r"Variable '.*' is defined with different types")
         yield
+
+
+@contextmanager
+def seeded_random(seed: int = RANDOM_SEED) -> Iterator[None]:
+    """numpy's global generator seeded for one run, restored after it.
+
+    PySD draws RANDOM UNIFORM/NORMAL/... from numpy's global generator and ignores the
+    seed argument Vensim gives them, so without this each run of such a model differs.
+    """
+    saved = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        yield
+    finally:
+        np.random.set_state(saved)
 
 
 with quiet_pysd():
@@ -367,7 +385,7 @@ class Model:
         clock = self._pysd.time
         clock._set_control_vars(**self._own_control)  # no earlier run's control values
         clock._control_vars_tracker.clear()
-        with quiet_pysd(), np.errstate(all="ignore"), warnings.catch_warnings():
+        with quiet_pysd(), np.errstate(all="ignore"), warnings.catch_warnings(), seeded_random():
             # a complex value PySD would silently cut to its real part is an error, not a number
             warnings.simplefilter("error", np.exceptions.ComplexWarning)
             try:

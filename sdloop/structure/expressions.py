@@ -180,6 +180,32 @@ def _pulse(start, width=None):
     return _piecewise((1, on), (0, True))
 
 
+def _xpulse(start, magnitude):
+    """XMILE's PULSE(magnitude, start) as PySD runs it: magnitude / TIME STEP for one step."""
+    dt = time_step_symbol()
+    on = sympy.And(TIME >= start - SMALL_VENSIM, TIME < start + dt / 2)
+    return _piecewise((magnitude / dt, on), (0, True))
+
+
+def _xpulse_train(start, interval, magnitude):
+    """XMILE's PULSE(magnitude, start, interval); a single pulse when the interval is 0."""
+    if interval.is_number and interval == 0:
+        return _xpulse(start, magnitude)
+    dt = time_step_symbol()
+    on = sympy.And(TIME >= start, sympy.Mod(TIME - start + SMALL_VENSIM, interval) < dt / 2)
+    train = _piecewise((magnitude / dt, on), (0, True))
+    if interval.is_number:
+        return train
+    return _piecewise((_xpulse(start, magnitude), sympy.Eq(interval, 0)), (train, True))
+
+
+def _get_time_value(relative_to, offset, measure):
+    """GET TIME VALUE as PySD runs it: only the current time (0) in model time units (0)."""
+    if relative_to.is_number and measure.is_number and relative_to == 0 and measure == 0:
+        return TIME + offset
+    raise TypeError("GET TIME VALUE other than the model's current time")
+
+
 def _pulse_train(start, repeat, width, end):
     on = sympy.And(TIME >= start, TIME < end, sympy.Mod(TIME - start + SMALL_VENSIM, repeat) < width)
     return _piecewise((1, on), (0, True))
@@ -216,6 +242,10 @@ FUNCTIONS: dict[str, Callable] = {
     "ramp": _ramp,
     "pulse": _pulse,
     "pulse_train": _pulse_train,
+    "Xramp": _ramp,  # XMILE's RAMP(slope, start): no end
+    "Xpulse": _xpulse,
+    "Xpulse_train": _xpulse_train,
+    "get_time_value": _get_time_value,
     "zidz": _zidz,
     "xidz": _xidz,
     "abs": sympy.Abs,
@@ -342,6 +372,8 @@ class Translator:
         )
         if isinstance(node, sympy.Basic):
             return node  # an argument already translated (macro parameters)
+        if isinstance(node, ax.GameStructure):
+            return self._tr(node.expression, owner, top)  # a run nobody plays: the expression
         if isinstance(node, stateful_types):
             args = {
                 field: self._tr(getattr(node, field), owner)
@@ -404,12 +436,21 @@ class Translator:
             return functools.reduce(pick, terms)
         return (sympy.Add if fname == "sum" else sympy.Mul)(*terms)
 
+    def _elmcount(self, node) -> sympy.Expr:
+        """ELMCOUNT(range): the number of the range's elements."""
+        name = getattr(node, "reference", None)
+        if self.ranges is None or name is None or not self.ranges.is_range(name):
+            return self._unsupported("ELMCOUNT of something other than a subscript range", ())
+        return sympy.Integer(self.ranges.count(name))
+
     def _call(self, node, owner: str):
         from pysd.translators.structures import abstract_expressions as ax
 
         fname = node.function.reference
         if fname in ("sum", "prod", "vmin", "vmax") and len(node.arguments) == 1:
             return self._vector(fname, node, owner)
+        if fname == "elmcount" and len(node.arguments) == 1:
+            return self._elmcount(node.arguments[0])
         if normalize(fname) in self.macros:
             return self.macros[normalize(fname)](fname, [self._tr(a, owner) for a in node.arguments], owner)
         if fname == "active_initial" and len(node.arguments) == 2:

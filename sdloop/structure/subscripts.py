@@ -58,6 +58,10 @@ class Ranges:
     def is_range(self, name: str) -> bool:
         return self._range(name) is not None
 
+    def count(self, name: str) -> int:
+        """How many elements the range ``name`` has (ELMCOUNT)."""
+        return len(self.elements[self._range(name)])
+
     def _range(self, name: str) -> str | None:
         key = normalize(name.rstrip("!"))
         for rng in self.elements:
