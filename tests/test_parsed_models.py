@@ -83,3 +83,19 @@ def test_a_damaged_entry_is_not_used(model, monkeypatch):
     (entry / "model.pickle").write_bytes(b"not a pickle")
     _same(parsed_models.parsed_model(model), parse_model(model))
     assert len(calls) == 2
+
+
+
+def test_an_equation_the_file_parser_reads_differently_gives_a_full_parse(tmp_path, monkeypatch):
+    """teacup_vensim.mdl's 'Room Temperature' (name and value on separate lines, as Vensim saves
+    it) parsed alone differs from PySD's reading of the file: the edit gives the full parse."""
+    from conftest import FIXTURES
+
+    monkeypatch.setenv("SDLOOP_CACHE", str(tmp_path / "cache"))
+    path = tmp_path / "teacup.mdl"
+    shutil.copy(FIXTURES / "corpus" / "teacup_vensim.mdl", path)
+    calls = _full_parses(monkeypatch)
+    parsed_models.parsed_model(path)
+    _edit(path, "\t70\n", "\t71\n")
+    _same(parsed_models.parsed_model(path), parse_model(path))
+    assert len(calls) == 2

@@ -32,6 +32,7 @@ from pathlib import Path
 
 from sdloop.engines.cache_entries import discard, intact, private_cache, seal
 from sdloop.engines.pysd_model import cache_dir
+from sdloop.errors import ModelFileError
 from sdloop.lang.source import (SourceIndex, _parse_one, check_references, parse_model, read_text,
                                 split_equations)
 
@@ -107,13 +108,14 @@ def _spliced(path: Path, text: str, old_text: str, abstract, index):
     old = index.equations
     if len(equations) != len(old) or text.count("\n") != old_text.count("\n"):
         return None
-    changed = []
+    changed, before = [], {}
     for new_eq, old_eq in zip(equations, old):
         if (new_eq.name, new_eq.line, new_eq.subscripts, new_eq.macro, new_eq.range) != \
                 (old_eq.name, old_eq.line, old_eq.subscripts, old_eq.macro, old_eq.range):
             return None
         if (new_eq.text, new_eq.units, new_eq.comment) != (old_eq.text, old_eq.units, old_eq.comment):
             changed.append(new_eq)
+            before[new_eq.name] = old_eq
     # every changed line of the file lies inside a changed equation (from its line to the next's)
     starts = sorted({eq.line for eq in equations})
     spans = [(eq.line, next((s for s in starts if s > eq.line), 1 << 30)) for eq in changed]
@@ -128,14 +130,26 @@ def _spliced(path: Path, text: str, old_text: str, abstract, index):
         position = elements.get(eq.name.lower().replace(" ", "_"))
         if position is None or len(index.definitions(eq.name)) != 1 or len(replaced[position].components) != 1:
             return None
+        # the equation as it was, parsed alone, must give the cached element exactly (text that
+        # PySD's file parser reads differently, such as some continuations or names, is parsed in full)
+        try:
+            was = _component(path, before[eq.name])
+        except ModelFileError:
+            return None
+        if was is None or _element(replaced[position], was) != replaced[position]:
+            return None
         component = _component(path, eq)
         if component is None:
             return None
-        replaced[position] = replace(replaced[position], components=[component.get_abstract_component()],
-                                     units=component.units or "", limits=component.limits or (None, None),
-                                     documentation=component.documentation or "")
+        replaced[position] = _element(replaced[position], component)
     sections = tuple(replace(sec, elements=replaced) if sec is main else sec for sec in abstract.sections)
     return replace(abstract, sections=sections), SourceIndex(path, equations)
+
+
+def _element(element, component):
+    """``element`` with its one component replaced by ``component`` (as PySD merges them)."""
+    return replace(element, components=[component.get_abstract_component()], units=component.units or "",
+                   limits=component.limits or (None, None), documentation=component.documentation or "")
 
 
 def _component(path: Path, eq):
