@@ -65,7 +65,7 @@ def run_ensemble_command(args: argparse.Namespace) -> int:
     from sdloop.report.cache import Cache
     from sdloop.report.ensemble_report import headline, run_project_ensemble
     from sdloop.report.exports import write_index
-    from sdloop.report.output import manifest, new_run_dir, write_json
+    from sdloop.report.output import manifest, new_run_dir, replaced_dir, write_json
     from sdloop.report.snapshot import copy_inputs, project_files
 
     if args.sobol and (args.sobol < 2 or args.sobol & (args.sobol - 1)):
@@ -95,8 +95,9 @@ def run_ensemble_command(args: argparse.Namespace) -> int:
         used = {f"{project.name}/{name}": file for name, file in files.items()}
         copies = copy_inputs(out, used)
         write_json(manifest(models={project.name: project.model},
-                            runs={"/".join(k for k in key if k): {**design.cases[key[0]], **design.scenarios[key[1]],
-                                                                  **design.strategies[key[2]]}
+                            runs={"/".join(k for k in key if k): {**design.cases[key[0]],
+                                                                  **design.layer(key[0], "scenario", key[1]),
+                                                                  **design.layer(key[0], "strategy", key[2])}
                                   for key in design.keys},
                             inputs={k: v for k, v in used.items() if not k.endswith("/model")}, copies=copies,
                             seeds={"ensemble": info["seed"]}, command=sys.argv,
@@ -109,7 +110,8 @@ def run_ensemble_command(args: argparse.Namespace) -> int:
         return info
 
     if args.out:
-        info = write(args.out)
+        with replaced_dir(args.out) as work:
+            info = write(work)
         where = args.out
     else:
         with new_run_dir(args.results, "ensemble") as run_dir:

@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     from sdloop.cli.diagram import add_diagram_parser, add_sketch_parser
     from sdloop.cli.discover import add_discover_parser
     from sdloop.cli.ensemble import add_ensemble_parser
+    from sdloop.cli.optimize import add_optimize_parser
     from sdloop.cli.plot import add_plot_parser
     from sdloop.cli.run import add_run_parser
     from sdloop.cli.simulate import add_simulate_parser
@@ -41,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_check_parser(sub)
     add_bench_parser(sub)
     add_ensemble_parser(sub)
+    add_optimize_parser(sub)
     add_loops_parser(sub)
     add_sketch_parser(sub)
     add_diagram_parser(sub)
