@@ -90,8 +90,9 @@ def run_ensemble_command(args: argparse.Namespace) -> int:
         used = {f"{project.name}/{name}": file for name, file in files.items()}
         copies = copy_inputs(out, used)
         write_json(manifest(models={project.name: project.model},
-                            runs={"/".join(k for k in key if k): {**design.cases[key[0]], **design.scenarios[key[1]],
-                                                                  **design.strategies[key[2]]}
+                            runs={"/".join(k for k in key if k): {**design.cases[key[0]],
+                                                                  **design.layer(key[0], "scenario", key[1]),
+                                                                  **design.layer(key[0], "strategy", key[2])}
                                   for key in design.keys},
                             inputs={k: v for k, v in used.items() if not k.endswith("/model")}, copies=copies,
                             seeds={"ensemble": info["seed"]}, command=sys.argv,

@@ -11,7 +11,7 @@ model defaults < case < fitted < sampled value < scenario < strategy.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -42,6 +42,15 @@ class EnsembleDesign:
     band_every: float | None = None  # time between band points (None: every saved time)
     engine: str = "auto"
     final_time: float | None = None
+    # per case, the strategies and scenarios whose overrides differ by case ([NAME.cases.CASE] tables)
+    case_overrides: Mapping[str, Mapping[str, Mapping[str, float]]] = field(default_factory=dict)
+
+    def layer(self, case: str, dim: str, name: str) -> Mapping[str, float]:
+        """The overrides of scenario or strategy ``name`` when ``case`` runs."""
+        own = self.case_overrides.get(case, {}).get(f"{dim}:{name}")
+        if own is not None:
+            return own
+        return (self.scenarios if dim == "scenario" else self.strategies)[name]
 
     @property
     def keys(self) -> list[tuple[str, str, str]]:
@@ -125,7 +134,8 @@ def evaluate_draws(design: EnsembleDesign, space: UncertaintySpace, unit: np.nda
         base = dict(design.cases[case])
         own = {name: base.get(name, sim.defaults[name]) for name in space.names}
         sampled = space.values(unit, own, case=case)
-        params = {k: {**base, **sampled, **design.scenarios[scenario], **design.strategies[k[2]]} for k in group}
+        params = {k: {**base, **sampled, **design.layer(case, "scenario", scenario), **design.layer(case, "strategy", k[2])}
+                  for k in group}
         together = stacked if stacked is not None else n * len(group) <= STACK_LIMIT
         results = {}
         if together:

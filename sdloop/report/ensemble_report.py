@@ -48,7 +48,11 @@ def design_for(study: Study) -> EnsembleDesign:
         metrics=project.metrics, horizon=study.horizon, source=str(project.path), claims=project.claims,
         entries=tuple((d, tuple(study.all_names[d])) for d in DIMS),
         bands=spec.bands if spec else (), band_bins=spec.band_bins if spec else 400,
-        band_every=spec.band_every if spec else None, engine=study.choice.kind, final_time=study.final_time)
+        band_every=spec.band_every if spec else None, engine=study.choice.kind, final_time=study.final_time,
+        case_overrides={case: {f"{dim}:{n}": e.for_case(case).checked(sim)
+                               for dim in ("scenario", "strategy") for n, e in project.entries(dim).items()
+                               if case in e.cases}
+                        for case in project.entries("case")})
 
 
 def checked_space(study: Study, path: Path | None = None, parameters: str | None = None) -> UncertaintySpace:
