@@ -99,3 +99,29 @@ def test_an_equation_the_file_parser_reads_differently_gives_a_full_parse(tmp_pa
     _edit(path, "\t70\n", "\t71\n")
     _same(parsed_models.parsed_model(path), parse_model(path))
     assert len(calls) == 2
+
+
+def test_structure_after_an_edit_reuses_the_simplified_conditions_and_equals_a_fresh_build(model, monkeypatch):
+    import sympy
+
+    from sdloop.structure import expressions
+    from sdloop.structure.build import structure_from_abstract
+
+    parsed_models.model_structure(model)  # fills the memo of Piecewise results for this path
+    _edit(model, "Policy Fund Multiplier = 1\n", "Policy Fund Multiplier = 1.5\n")
+    made = []
+    original = sympy.Piecewise
+
+    def counted(*args, **kwargs):
+        made.append(args)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(expressions.sympy, "Piecewise", counted)
+    ours = parsed_models.model_structure(model)
+    assert made == []  # every IF THEN ELSE, MIN, MAX, ... of the edited text came from the memo
+    monkeypatch.setattr(expressions.sympy, "Piecewise", original)
+    fresh = structure_from_abstract(model, *parse_model(model))
+    assert list(ours.variables) == list(fresh.variables) and ours.order == fresh.order
+    for name, variable in fresh.variables.items():
+        assert repr(ours.variables[name]) == repr(variable)
+        assert sympy.srepr(ours.variables[name].equation) == sympy.srepr(variable.equation)

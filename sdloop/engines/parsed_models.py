@@ -202,10 +202,76 @@ def parsed_model(path: str | Path):
 
 
 def model_structure(path: str | Path):
-    """``build_structure(path)`` on ``parsed_model(path)``."""
+    """``build_structure(path)`` on ``parsed_model(path)``, reusing the conditions sympy simplified
+    for this text or the last one at this path (``expressions.piecewise_memo``)."""
     from sdloop.structure.build import structure_from_abstract
+    from sdloop.structure.expressions import piecewise_memo
 
+    path = Path(path)
+    memo, store = _memo(path)  # before parsed_model moves this path's "last" to the new text
     abstract, index = parsed_model(path)
-    structure = structure_from_abstract(Path(path), abstract, index)
+    with piecewise_memo(memo) as used:
+        structure = structure_from_abstract(path, abstract, index)
+    if store is not None and (used.keys() != memo.keys() or not store.current):
+        store(used)
     structure.require_valid()
     return structure
+
+
+def _memo_version() -> str:
+    import sympy
+
+    from sdloop.structure import expressions
+
+    return hashlib.sha256(f"{sympy.__version__}\0".encode() + Path(expressions.__file__).read_bytes()).hexdigest()
+
+
+def _memo(path: Path):
+    """(the Piecewise memo for ``path``'s text or its last text, a function that stores one for
+    this text or None) from the parsed cache; entries are sealed like the parsed models."""
+    if path.suffix.lower() != ".mdl":
+        return {}, None
+    try:
+        root = _root()
+        key = _key(path, read_text(path))
+    except (OSError, ModelFileError):
+        return {}, None
+    try:
+        last = (root / f"last-{hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:24]}").read_text().strip()
+    except OSError:
+        last = ""
+    version = _memo_version()
+    memo: dict = {}
+    current = False
+    for name in (key, last):
+        entry = root / f"{name}.piecewise"
+        if name and entry.is_dir() and intact(entry):
+            try:
+                with open(entry / "memo.pickle", "rb") as handle:
+                    found = pickle.load(handle)
+                if isinstance(found, dict) and found.get("version") == version:
+                    memo, current = found["table"], name == key
+                    break
+            except (OSError, ValueError, EOFError, pickle.UnpicklingError, AttributeError, ImportError):
+                pass
+
+    def store(table: dict) -> None:
+        work = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
+        try:
+            with open(work / "memo.pickle", "wb") as handle:
+                pickle.dump({"version": version, "table": table}, handle, protocol=pickle.HIGHEST_PROTOCOL)
+            seal(work)
+            final = root / f"{key}.piecewise"
+            if final.exists():
+                discard(final)
+            os.rename(work, final)
+        except OSError:
+            pass  # a cache that cannot be written only costs time
+        finally:
+            if work.exists():
+                import shutil
+
+                shutil.rmtree(work, ignore_errors=True)
+
+    store.current = current  # the entry read is this text's own
+    return memo, store
