@@ -32,3 +32,29 @@ def test_run_twice_gives_byte_identical_csvs(tmp_path):
         assert main(["run", str(path), "--results", str(tmp_path / name), "--no-cache", "-n", "6"]) == 0
     first, second = files(tmp_path / "r1" / "latest"), files(tmp_path / "r2" / "latest")
     assert first and first == second
+
+
+def test_generated_code_is_the_same_in_every_process(tmp_path):
+    """The code generated for a model does not depend on the process's string-hash seed (a set's
+    order), so the compiled kernel built by one run is found by the next (its key is the source)."""
+    import hashlib
+    import os
+    import subprocess
+    import sys
+
+    from conftest import MODELS
+
+    script = ("import hashlib, sys\n"
+              "from sdloop.structure.build import build_structure\n"
+              "from sdloop.engines.ccodegen import generate_c\n"
+              "from sdloop.engines.codegen import generate\n"
+              "s = build_structure(sys.argv[1])\n"
+              "print(hashlib.sha256(generate_c(s).source.encode()).hexdigest(),"
+              " hashlib.sha256(generate(s, frozenset(), tuple(s.variables)).source.encode()).hexdigest())\n")
+    seen = set()
+    for seed in ("1", "2", "3"):
+        env = {**os.environ, "PYTHONHASHSEED": seed, "SDLOOP_CACHE": str(tmp_path / "cache")}
+        out = subprocess.run([sys.executable, "-c", script, str(MODELS / "policy_loop.mdl")], env=env,
+                             capture_output=True, text=True, check=True)
+        seen.add(out.stdout.strip())
+    assert len(seen) == 1, seen

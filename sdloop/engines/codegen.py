@@ -214,6 +214,10 @@ class _Generator:
                 if expr is not None:
                     deps |= {s.by_symbol(sym).name for sym in expr.free_symbols if s.by_symbol(sym) is not None}
             graph[name] = deps
+        # predecessors in the model's order, not a set's (whose order changes with the process's hash
+        # seed): the same model gives the same code, so the compiled kernel's cache key holds
+        position = {name: i for i, name in enumerate(s.variables)}
+        graph = {name: sorted(deps, key=position.__getitem__) for name, deps in graph.items()}
         try:
             return list(graphlib.TopologicalSorter(graph).static_order())
         except graphlib.CycleError as exc:

@@ -45,12 +45,13 @@ def trajectories_dataset(study, runs: Mapping[tuple, pd.DataFrame], columns: Seq
     first = next(iter(runs.values()))
     times = first.index.to_numpy(dtype=float)
     shape = [len(entries[d]) for d in dims] + [len(times)]
+    keep = [c for c in (columns or first.columns) if c in first.columns]
+    cubes = np.full([len(keep), *shape], np.nan)  # one block for every variable: one copy per run
+    for i, frame in enumerate(runs.values()):
+        at = tuple(entries[d].index(names[d][i]) for d in dims)
+        cubes[(slice(None), *at)] = frame[keep].to_numpy(dtype=float).T
     data = {}
-    for column in [c for c in (columns or first.columns) if c in first.columns]:
-        cube = np.full(shape, np.nan)
-        for i, frame in enumerate(runs.values()):
-            at = tuple(entries[d].index(names[d][i]) for d in dims)
-            cube[at] = frame[column].to_numpy(dtype=float)
+    for column, cube in zip(keep, cubes):
         attrs = {**variable_attributes(study.sim, column), "vensim_name": column}
         data[netcdf_name(column)] = ([*dims, "time"], cube, attrs)
     coords = {d: entries[d] for d in dims}
