@@ -63,10 +63,10 @@ def sobol_bars(table: pd.DataFrame, output: str, *, ax=None, title: str | None =
             label="first order (S1)", error_kw={"lw": 0.5, "capsize": 1})
     ax.set_yticks(y, rows["parameter"], fontsize=5.5)
     ax.set_xlim(0, 1.05)
-    if len(rows) and float(np.nanmax(rows["ST"])) > 1.05:
-        ax.text(0.98, 0.02, "indices above 1: output nearly constant,\nestimates unreliable", transform=ax.transAxes,
-                ha="right", va="bottom", fontsize=5, color="0.3")
-    ax.set_xlabel("Sobol index (share of output variance)")
+    note = ""
+    if len(rows) and float(np.nanmax(rows["ST"])) > 1.05:  # said under the axis, where no legend or bar is
+        note = "\nindices above 1: output nearly constant, estimates unreliable"
+    ax.set_xlabel("Sobol index (share of output variance)" + note)
     ax.set_title(title or (labels or {}).get(output, output).replace("\n", " "), loc="left")
     return ax
 
@@ -96,7 +96,11 @@ def best_probability(table: pd.DataFrame, *, ax=None, title: str | None = None,
     for (i, j), value in np.ndenumerate(grid.to_numpy(dtype=float)):
         ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=5.5,
                 color="white" if value > 0.9 else "black")
-    ax.set_xticks(range(len(grid.columns)), [(labels or {}).get(m, m) for m in grid.columns], fontsize=5.5)
+    names = [(labels or {}).get(m, m).replace("\n", " ") for m in grid.columns]
+    if len(names) > 4 or max(map(len, names), default=0) > 12:  # slanted, so long labels never overlap
+        ax.set_xticks(range(len(names)), names, fontsize=5.5, rotation=35, ha="right", rotation_mode="anchor")
+    else:
+        ax.set_xticks(range(len(names)), names, fontsize=5.5)
     ax.set_yticks(range(len(grid.index)), [s.replace("_", " ") for s in grid.index], fontsize=5.5)
     ax.tick_params(length=0)
     for side in ("left", "bottom"):
@@ -120,14 +124,16 @@ def regret_figure(table: pd.DataFrame, *, title: str | None = None, labels: Mapp
         colors = ["0.7"] * len(rows)
         if np.isfinite(worst).any():
             colors[int(np.nanargmin(worst))] = "0.1"
-        ax.barh(y, np.nan_to_num(worst), color=colors, height=0.6)
-        ax.plot(rows["mean_regret"], y, "|", color="0.0", ms=6, mew=1.0)
+        scale = _power_of_thousand(np.nan_to_num(worst))  # 1e6 goes into the axis label, not an offset text
+        ax.barh(y, np.nan_to_num(worst) / scale, color=colors, height=0.6)
+        ax.plot(rows["mean_regret"] / scale, y, "|", color="0.0", ms=6, mew=1.0)
         ax.set_yticks(y, [s.replace("_", " ") for s in rows.index], fontsize=5)
         ax.invert_yaxis()
         direction = f"{(better or {}).get(metric, 'lower')} is better"
         ax.set_title(f"{(labels or {}).get(metric, metric).replace(chr(10), ' ')} ({direction})", loc="left",
                      fontsize=6)
-        unit = (units or {}).get(metric) or ""
+        unit = " ".join(u for u in (f"×1e{round(np.log10(scale))}" if scale != 1 else "",
+                                    (units or {}).get(metric) or "") if u)
         ax.set_xlabel(f"regret ({unit})" if unit else "regret", fontsize=5.5)
         for i, value in enumerate(worst):
             if not np.isfinite(value):
@@ -137,3 +143,11 @@ def regret_figure(table: pd.DataFrame, *, title: str | None = None, labels: Mapp
     if title:
         fig.suptitle(title + "\nbar: maximum regret over samples (black: minimax); tick: mean regret", fontsize=7)
     return fig
+
+
+def _power_of_thousand(values: np.ndarray) -> float:
+    """1, 1e3, 1e6, ... (or 1e-3, ...) so that the largest value reads between 1 and 1000."""
+    top = float(np.max(np.abs(values), initial=0.0))
+    if top == 0 or 1e-2 <= top < 1e4:
+        return 1.0
+    return 10.0 ** (3 * int(np.floor(np.log10(top) / 3)))
