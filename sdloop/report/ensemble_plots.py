@@ -74,6 +74,11 @@ def sobol_bars(table: pd.DataFrame, output: str, *, ax=None, title: str | None =
 def sobol_figure(table: pd.DataFrame, *, title: str | None = None, labels: Mapping[str, str] | None = None):
     """One tornado-style panel per output with indices."""
     outputs = [o for o in table["output"].unique() if table.loc[table["output"] == o, "ST"].notna().any()]
+    constant = [o for o in outputs if not (table.loc[table["output"] == o, "ST"].abs() > 0).any()]
+    if constant and len(constant) < len(outputs):  # no variance to apportion: an empty panel says nothing
+        outputs = [o for o in outputs if o not in constant]
+        title = title and (f"{title}\n(constant over the samples, not shown: "
+                           f"{', '.join((labels or {}).get(o, o).replace(chr(10), ' ') for o in constant)})")
     fig, axes = plotting.panel_grid(len(outputs), ncols=2, height=plotting.PANEL_HEIGHT * 1.1)
     for ax, output in zip(axes, outputs):
         sobol_bars(table, output, ax=ax, labels=labels)
@@ -92,6 +97,11 @@ def best_probability(table: pd.DataFrame, *, ax=None, title: str | None = None,
     table = table.dropna(subset=["p_best"])
     grid = table.pivot(index="strategy", columns="metric", values="p_best")
     grid = grid.reindex(index=list(dict.fromkeys(table["strategy"])), columns=list(dict.fromkeys(table["metric"])))
+    tied = [m for m in grid.columns if (grid[m] == 1).all()]  # every strategy best on every draw: nothing to show
+    if tied and len(tied) < len(grid.columns):
+        grid = grid.drop(columns=tied)
+        title = f"{title or 'Probability of being best'}\n(all strategies tied, not shown: " \
+                f"{', '.join((labels or {}).get(m, m).replace(chr(10), ' ') for m in tied)})"
     ax.imshow(grid.to_numpy(dtype=float), cmap="Greys", vmin=0, vmax=1.6, aspect="auto")
     for (i, j), value in np.ndenumerate(grid.to_numpy(dtype=float)):
         ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=5.5,
@@ -115,6 +125,12 @@ def regret_figure(table: pd.DataFrame, *, title: str | None = None, labels: Mapp
     the minimax-regret strategy in black. Regret is in the metric's own unit (``units``); a
     strategy with no value on any draw (an undefined ratio) has no bar and says so."""
     metrics = list(dict.fromkeys(table.dropna(subset=["p_best"])["metric"]))
+    worst_of = table.groupby("metric")["max_regret"].max()
+    tied = [m for m in metrics if np.nan_to_num(worst_of.get(m, np.nan)) == 0]  # no strategy ever behind
+    if tied and len(tied) < len(metrics):
+        metrics = [m for m in metrics if m not in tied]
+        title = title and (f"{title} (all strategies tied, not shown: "
+                           f"{', '.join((labels or {}).get(m, m).replace(chr(10), ' ') for m in tied)})")
     fig, axes = plotting.panel_grid(len(metrics), ncols=3, height=plotting.PANEL_HEIGHT * 1.1)
     strategies = list(dict.fromkeys(table["strategy"]))
     for ax, metric in zip(axes, metrics):
@@ -128,6 +144,8 @@ def regret_figure(table: pd.DataFrame, *, title: str | None = None, labels: Mapp
         ax.barh(y, np.nan_to_num(worst) / scale, color=colors, height=0.6)
         ax.plot(rows["mean_regret"] / scale, y, "|", color="0.0", ms=6, mew=1.0)
         ax.set_yticks(y, [s.replace("_", " ") for s in rows.index], fontsize=5)
+        if np.isfinite(worst).any():  # the minimax strategy's name in bold (its bar may have zero length)
+            ax.get_yticklabels()[int(np.nanargmin(worst))].set_fontweight("bold")
         ax.invert_yaxis()
         direction = f"{(better or {}).get(metric, 'lower')} is better"
         ax.set_title(f"{(labels or {}).get(metric, metric).replace(chr(10), ' ')} ({direction})", loc="left",
@@ -141,7 +159,8 @@ def regret_figure(table: pd.DataFrame, *, title: str | None = None, labels: Mapp
         if np.nanmax(np.nan_to_num(worst), initial=0) == 0:
             ax.text(0.5, 0.5, "all strategies tied", transform=ax.transAxes, ha="center", fontsize=6, color="0.3")
     if title:
-        fig.suptitle(title + "\nbar: maximum regret over samples (black: minimax); tick: mean regret", fontsize=7)
+        fig.suptitle(title + "\nbar: maximum regret over samples (black, name in bold: minimax); tick: mean regret",
+                     fontsize=7)
     return fig
 
 
