@@ -203,9 +203,9 @@ def parsed_model(path: str | Path):
 
 def model_structure(path: str | Path):
     """``build_structure(path)`` on ``parsed_model(path)``, reusing the conditions sympy simplified
-    for this text or the last one at this path (``expressions.piecewise_memo``)."""
+    for this text or the last one at this path (``sdloop.structure.piecewise_memo``)."""
     from sdloop.structure.build import structure_from_abstract
-    from sdloop.structure.expressions import piecewise_memo
+    from sdloop.structure.piecewise_memo import piecewise_memo
 
     path = Path(path)
     memo, store = _memo(path)  # before parsed_model moves this path's "last" to the new text
@@ -221,9 +221,10 @@ def model_structure(path: str | Path):
 def _memo_version() -> str:
     import sympy
 
-    from sdloop.structure import expressions
+    from sdloop.structure import expressions, piecewise_memo
 
-    return hashlib.sha256(f"{sympy.__version__}\0".encode() + Path(expressions.__file__).read_bytes()).hexdigest()
+    return hashlib.sha256(f"{sympy.__version__}\0".encode() + Path(expressions.__file__).read_bytes()
+                          + Path(piecewise_memo.__file__).read_bytes()).hexdigest()
 
 
 def _memo(path: Path):

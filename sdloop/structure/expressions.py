@@ -10,7 +10,6 @@ the translator hands each one to a callback that writes it out as explicit stock
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import itertools
 import keyword
@@ -21,6 +20,7 @@ import numpy as np
 import sympy
 
 from sdloop.lang.source import normalize
+from sdloop.structure.piecewise_memo import piecewise
 from sdloop.structure.subscripts import SubscriptError, element_name
 
 SMALL_VENSIM = 1e-6  # what PySD (and Vensim) treat as zero in ZIDZ, XIDZ, RAMP, PULSE
@@ -152,43 +152,8 @@ def number(value) -> sympy.Expr:
     return sympy.Integer(int(value)) if value.is_integer() else sympy.Float(value)
 
 
-# Piecewise's constructor simplifies its conditions (sympy's simplify_logic and friends): most
-# of the time a structure takes to build. ``piecewise_memo(known)`` lets a builder reuse earlier
-# results, keyed by the exact arguments (``srepr``); only arguments made of sympy's own classes
-# are kept (a lookup's class is made per model and its table could change under the same name).
-_memo: tuple[dict, dict] | None = None
-
-
-@contextlib.contextmanager
-def piecewise_memo(known: dict[str, sympy.Expr]):
-    """Within the block, ``Piecewise`` results are read from ``known``; yields the entries used or
-    made in the block (what to keep for the next build)."""
-    global _memo
-    saved, used = _memo, {}
-    _memo = (known, used)
-    try:
-        yield used
-    finally:
-        _memo = saved
-
-
-def _sympy_only(expr) -> bool:
-    return all(type(node).__module__.startswith("sympy.") for node in sympy.preorder_traversal(expr))
-
-
 def _piecewise(*pairs) -> sympy.Expr:
-    if _memo is None:
-        return sympy.Piecewise(*pairs)
-    pairs = tuple((sympy.sympify(value), sympy.sympify(cond)) for value, cond in pairs)
-    if not all(_sympy_only(value) and _sympy_only(cond) for value, cond in pairs):
-        return sympy.Piecewise(*pairs)
-    known, used = _memo
-    key = sympy.srepr(pairs)
-    found = used.get(key)
-    if found is None:
-        found = known.get(key)
-        used[key] = found if found is not None else sympy.Piecewise(*pairs)
-    return used[key]
+    return piecewise(*pairs)
 
 
 def _zidz(a, b):
