@@ -243,6 +243,13 @@ class ModelStructure:
                                  file=self.path, line=self[loop[0]].line, variable=loop[0])
 
 
+def _macro_units(units: str, params) -> str:
+    """A macro variable's units, or none when they are written in its parameters' names
+    (Vensim's ``~ input/adjustment time``: the units of whatever each call passes)."""
+    words = {normalize(w) for w in re.findall(r"[^\s*/^()]+(?:\s+[^\s*/^()]+)*", units)}
+    return "" if words & {normalize(p) for p in params} else units
+
+
 class _Builder:
     """Collects variables while translating a parsed model."""
 
@@ -291,17 +298,18 @@ class _Builder:
             saved = self.current
             for el in section.elements:
                 name = names[normalize(el.name)]
-                self.current = (name, el.units or "", saved[2], saved[3])
+                units = _macro_units(el.units or "", section.params)
+                self.current = (name, units, saved[2], saved[3])
                 ast = el.components[0].ast
                 if isinstance(ast, ax.IntegStructure):
                     net = inner.translate(ast.flow, name)
-                    self.add(Variable(name, "stock", symbol_for(name), net, el.units or "", saved[2], saved[3],
+                    self.add(Variable(name, "stock", symbol_for(name), net, units, saved[2], saved[3],
                                       initial=inner.translate(ast.initial, name), owner=saved[0]))
                     self.macro_stocks.append((name, net))
                 else:
                     expr = inner.translate(ast, name)
                     if name not in self.variables:
-                        self.add(Variable(name, "auxiliary", symbol_for(name), expr, el.units or "", saved[2],
+                        self.add(Variable(name, "auxiliary", symbol_for(name), expr, units, saved[2],
                                           saved[3], owner=saved[0]))
             self.current = saved
             key = returns if returns in names else (normalize(section.returns[0]) if section.returns else None)

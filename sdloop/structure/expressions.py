@@ -10,7 +10,6 @@ the translator hands each one to a callback that writes it out as explicit stock
 
 from __future__ import annotations
 
-import functools
 import itertools
 import keyword
 import re
@@ -431,9 +430,8 @@ class Translator:
         self.context = saved
         if not terms:
             return sympy.Integer(0)
-        if fname in ("vmin", "vmax"):  # pairwise, as MIN and MAX (derivatives stay simple)
-            pick = _min if fname == "vmin" else _max
-            return functools.reduce(pick, terms)
+        if fname in ("vmin", "vmax"):  # the first term <= (>=) every other: no MIN nested in a
+            return (_min if fname == "vmin" else _max)(*terms)  # condition (2**n terms when chained)
         return (sympy.Add if fname == "sum" else sympy.Mul)(*terms)
 
     def _elmcount(self, node) -> sympy.Expr:
