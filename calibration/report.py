@@ -15,7 +15,9 @@ import pandas as pd
 
 from calibration.run import Calibration, LEVEL, fitted_case_text, history_case_text
 from calibration.uncertainty import threshold
+from sdloop.report.exports import write_index
 from sdloop.report.output import atomic_write_text, manifest, write_csv, write_json
+from sdloop.report.tables import write_table
 from sdloop.report.plotting import panel_grid, save_figure, style
 
 Z = 1.959964  # two-sided 95% normal quantile
@@ -314,9 +316,18 @@ def write_report(cal: Calibration, run_dir: str | Path) -> None:
     write_csv(cal.holdout_points, run_dir / "out_of_sample_points.csv", index=False, float_format="%.8g")
     write_csv(cal.holdout_summary, run_dir / "out_of_sample.csv", index=False, float_format="%.6g")
     write_csv(cal.best_frame, run_dir / "trajectory.csv", float_format="%.8g")
+    name = cal.targets.path.stem
+    write_table(cal.statistics, run_dir / "fit_statistics", csv=False, label=f"tab:{name}-fit",
+                caption=f"Calibration of {name}: fit statistics per series")
+    write_table(cal.parameters, run_dir / "parameters", csv=False, label=f"tab:{name}-parameters",
+                caption=f"Calibration of {name}: estimated parameters")
+    write_table(cal.holdout_summary, run_dir / "out_of_sample", csv=False, label=f"tab:{name}-holdout",
+                caption=f"Calibration of {name}: out-of-sample checks")
     if cal.posterior is not None:
         atomic_write_text(run_dir / "posterior.csv", posterior_csv(cal, max_rows=len(cal.posterior.draws)))
         write_csv(cal.posterior.summary(), run_dir / "posterior_summary.csv", index=False, float_format="%.6g")
+        write_table(cal.posterior.summary(), run_dir / "posterior_summary", csv=False, label=f"tab:{name}-posterior",
+                    caption=f"Calibration of {name}: posterior summary")
         bands = pd.concat([b.assign(series=name) for name, b in cal.bands.items()], ignore_index=True)
         write_csv(bands, run_dir / "predictive_bands.csv", index=False, float_format="%.8g")
     save_figure(fit_figure(cal), run_dir / "fit")
@@ -342,3 +353,26 @@ def write_report(cal: Calibration, run_dir: str | Path) -> None:
                    "acceptance": post.acceptance, "tau": post.tau, "ess": post.ess, "rhat": post.rhat,
                    "reliable": post.reliable}},
     ), run_dir / "manifest.json")
+    write_index(run_dir, INDEX)
+
+
+INDEX = {  # what each file of a calibration run directory shows (index.md)
+    "fit_statistics.csv": "fit statistics per series: n, RMSE, MAPE, R², Theil inequality shares (UM, US, UC)",
+    "parameters.csv": "estimated parameters: maximum-likelihood value, 95% profile-likelihood interval, bounds",
+    "starts.csv": "every optimizer start and where it ended",
+    "residuals.csv": "model against data, point by point",
+    "profiles.csv": "profile likelihood of each estimated parameter",
+    "out_of_sample_points.csv": "held-out points: data against prediction",
+    "out_of_sample.csv": "out-of-sample error per series",
+    "trajectory.csv": "the best fit's run over time",
+    "posterior.csv": "the posterior draws (emcee) with their log-probability",
+    "posterior_summary.csv": "posterior mean, sd and quantiles of each parameter, with convergence diagnostics",
+    "predictive_bands.csv": "posterior predictive bands of each series over time",
+    "fitted.toml": "the fitted values as a case layer (copied to calibration/fitted/)",
+    "fitted.history.toml": "the dated policy inputs the fit assumed",
+    "report.md": "the calibration summary",
+    "fit": "model against data with posterior bands",
+    "residuals": "residuals over time",
+    "profiles": "profile likelihood of each estimated parameter",
+    "holdout": "out-of-sample check",
+}

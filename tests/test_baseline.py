@@ -36,8 +36,8 @@ def test_simulate_takes_cases_scenarios_and_strategies_of_the_project(tmp_path):
 
     study = Study(load_project(MODELS / "sector.project.toml").select(cases="ic", scenarios="export_controls",
                                                                       strategies="lifecycle_phased"))
-    metrics = study.run(progress=False).metrics  # also holds no_policy, which cost_per_capability refers to
-    expected = metrics.set_index("strategy").loc["lifecycle_phased", "peak_shortfall"]
+    metrics = study.run(progress=False).metrics  # also holds the baseline run (diff() metrics) and no_policy
+    expected = metrics.set_index(["scenario", "strategy"]).loc[("export_controls", "lifecycle_phased"), "peak_shortfall"]
     result = sdloop("simulate", MODELS / "sector_lifecycle.mdl", "--case", "ic", "--scenario", "export_controls",
                     "--strategy", "lifecycle_phased", "--columns", "Supply Shortfall", cwd=ROOT)
     assert result.returncode == 0, result.stderr

@@ -161,4 +161,7 @@ def test_successful_calibration_writes_report_figures_and_fitted_file(tmp_path, 
     for name in ("fit", "residuals", "profiles", "holdout"):
         assert (latest / f"{name}.png").stat().st_size > 0 and (latest / f"{name}.pdf").stat().st_size > 0
     assert (latest / "report.md").exists() and (latest / "manifest.json").exists()
+    assert r"\toprule" in (latest / "parameters.tex").read_text() and (latest / "fit_statistics.tex").exists()
+    index = (latest / "index.md").read_text()
+    assert "- `parameters.csv`: estimated parameters" in index and "- `fit.pdf`, `.png`: figure: model against data" in index
     assert load_case(fitted / f"{path.stem}.toml").parameters

@@ -72,23 +72,25 @@ def test_draws_give_the_metrics_and_claims_of_single_runs(study, design, space):
     from sdloop.experiments.metrics import DIMS, RunView
 
     for i in range(n):
-        table, views, exports = {}, {}, {}
+        views = {}
         for key in design.keys:
             base = design.cases[key[0]]
             own = {name: base.get(name, sim.defaults[name]) for name in space.names}
             drawn = {name: float(v[i]) for name, v in space.values(unit, own).items()}
-            params = {**base, **drawn, **design.scenarios[key[1]], **design.strategies[key[2]]}
+            params = {**base, **drawn, **design.layer(key[0], "scenario", key[1]),
+                      **design.layer(key[0], "strategy", key[2])}
             frame = sim.run_frame(params, columns=study.metrics.columns)
             views[key] = RunView.of_frame(frame, params, sim.defaults)
-            for e_id, value in study.metrics.export_values(views[key], None).items():
-                exports[(e_id, key)] = value
 
-        for key in design.keys:  # under() refers to the values of another run of the same draw
-            def refs(export, key=key):
+        def refs_for(key):  # under()/diff(): the same expression in the run the target names
+            def refs(export):
                 target = dict(zip(DIMS, key)) | dict(export.target)
-                return exports[(export.id, tuple(target[d] for d in DIMS))]
+                other = tuple(target[d] for d in DIMS)
+                return np.asarray(export.node.run(views[other], refs_for(other)))
+            return refs
 
-            table[key] = study.metrics.evaluate(views[key], refs)
+        table = {key: study.metrics.evaluate(view, refs_for(key)) for key, view in views.items()}
+        for key in design.keys:
             for name, values in table[key].items():
                 np.testing.assert_allclose(found.metrics[key][name][i], values[0], rtol=1e-10)
         for claim in study.claims:
@@ -134,9 +136,14 @@ def test_robustness_tables_and_bands(design, space):
     summary = run_ensemble(design, space, 50, seed=2, chunk_size=50, progress=False)
     table = robustness_table(summary)
     assert len(table) == 2 * 2 * 3 * len(design.metrics)
-    assert table["p_best"].between(0, 1).all()
-    best = table.groupby(["case", "scenario", "metric"])["p_best"].sum()
-    assert (best >= 1 - 1e-12).all()  # on every sample some strategy is best
+    ranked = table["metric"].isin([m.name for m in design.metrics if m.better])
+    assert table.loc[ranked, "p_best"].between(0, 1).all()
+    assert table.loc[~ranked, "p_best"].isna().all()  # a metric without `better` (milestone_reached) ranks nothing
+    grouped = table[ranked].groupby(["case", "scenario", "metric"])
+    # on every sample where some strategy has a value, some strategy is best; samples where every
+    # strategy's value is missing (no breakthrough, capability that did not rise) have no best
+    best, valued = grouped["p_best"].sum(), 1 - grouped["missing"].min()
+    assert (best >= valued - 1e-12).all()
     assert (table["max_regret"].dropna() >= table["mean_regret"].dropna() - 1e-12).all()
     minimax = minimax_regret(table)
     for _, row in minimax.iterrows():

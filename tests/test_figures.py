@@ -114,6 +114,8 @@ def test_eight_lines_get_direct_labels_that_do_not_overlap_and_no_legend_over_da
         assert not any(boxes_overlap(a, b) for a, b in itertools.combinations(extents, 2))
         assert all(e.x0 >= ax.get_window_extent(renderer).x1 for e in extents)  # beside the axes
         assert ax.get_legend() is None
+        saved = fig.get_tightbbox(renderer).transformed(fig.dpi_scale_trans)  # what save_figure keeps (pixels)
+        assert all(e.x1 <= saved.x1 + 0.5 for e in extents)  # no label cut off at the figure's edge
     # every series has its own gray-and-dash pair and its own marker
     looks = {(tuple(map(str, [l.get_color(), l.get_linestyle()])), l.get_marker())
              for l in fig.axes[0].lines if l.get_label().startswith("strategy")}

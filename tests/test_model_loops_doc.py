@@ -51,3 +51,32 @@ def test_the_four_loops_domain_md_asks_for_are_there():
     assert names["Policy response to the performance gap"] == "B"
     assert names["Policy learning: precision"] == "R"
     assert names["Talent attraction by upgraded industry"] == "R"
+
+
+LOOP_GROUPS = (("Lever triggers: Research", "Research Clock"), ("Lever triggers: Scale", "Scale Clock"),
+               ("Lever triggers: Protection", "Protection Clock"), ("Lever triggers: Opening", "Opening Clock"),
+               ("Capability", "Technological Capability"), ("Foreign reaction", "Foreign Backlash"),
+               ("Learning curve", "Cumulative Production"))
+
+
+def test_sector_loop_groups_in_the_readme_count_the_models_loops():
+    """Every simple loop (not inside one SMOOTH) in the first group whose variable it passes."""
+    import collections
+    import itertools
+
+    import networkx as nx
+
+    from sdloop.analysis.loops import causal_graph
+
+    graph = causal_graph(build_structure(MODELS / "sector_lifecycle.mdl"))
+    counts = collections.Counter()
+    for cycle in itertools.islice(nx.simple_cycles(graph), 5000):
+        if all("(stage" in node or "(flow" in node for node in cycle):
+            continue
+        group = next((name for name, node in LOOP_GROUPS if node in cycle), "Capacity, prices and margins")
+        counts[group] += 1
+    text = (MODELS / "README.md").read_text()
+    documented = {m.group(1): int(m.group(2)) for m in re.finditer(r"^\| ([^|]+?) \| [^|]+ \| (\d+) \|$", text, re.M)}
+    assert {name: documented.get(name) for name in counts} == dict(counts)
+    total = re.search(r"the model has ([\d,]+) simple\nfeedback loops", text)
+    assert total and int(total.group(1).replace(",", "")) == sum(counts.values())

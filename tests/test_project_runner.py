@@ -14,12 +14,14 @@ import pytest
 
 from conftest import MODELS
 from sdloop.errors import SdloopError
+from sdloop.experiments.overrides import load_collection
 from test_cli import sdloop
 
 SECTOR = MODELS / "sector.project.toml"
 POLICY = MODELS / "policy_loop.project.toml"
 EXPECTED_COLUMNS = ("case,strategy,scenario,breakthrough_year,self_sufficiency_2035,global_share_2035,"
-                    "peak_shortfall,cumulative_fiscal_cost,cost_per_capability")
+                    "peak_shortfall,cumulative_fiscal_cost,cost_per_capability,"  # the original columns, then
+                    "milestone_year,milestone_reached,shortfall_years,extra_shortfall,extra_shortfall_years")
 
 
 # The metrics.csv definitions as sdloop computed them before they became data
@@ -54,7 +56,8 @@ def test_sector_metrics_equal_the_old_definitions_on_the_same_runs():
     result = study.run(progress=False)
     assert list(result.metrics.columns) == EXPECTED_COLUMNS.split(",")
     cases = len(study.project.cases)
-    assert cases >= 3 and len(result.metrics) == len(study.params) == cases * 4 * 8
+    strategies = len(study.project.entries("strategy"))
+    assert cases >= 3 and len(result.metrics) == len(study.params) == cases * 4 * strategies
     for row in result.metrics.itertuples(index=False):
         key = (row.case, row.scenario, row.strategy)
         threshold = study.params[key].get("Breakthrough Threshold", study.sim.defaults["Breakthrough Threshold"])
@@ -65,6 +68,18 @@ def test_sector_metrics_equal_the_old_definitions_on_the_same_runs():
                 assert not math.isfinite(new), (key, name)  # never / undefined stay empty in metrics.csv
             else:
                 assert new == pytest.approx(value, rel=1e-12, abs=1e-12), (key, name)
+        frame, base = result.runs[key], result.runs[(row.case, "baseline", row.strategy)]
+        shortfall = frame.loc[:2035, "Supply Shortfall"]
+        assert row.shortfall_years == pytest.approx(np.trapezoid(shortfall, shortfall.index), rel=1e-9, abs=1e-12)
+        extra = shortfall - base.loc[:2035, "Supply Shortfall"]
+        assert row.extra_shortfall == pytest.approx(extra.max(), abs=1e-12)
+        assert row.extra_shortfall_years == pytest.approx(np.trapezoid(extra, extra.index), abs=1e-9)
+        after = frame.loc[2006.25:2035]
+        params = study.params[key]
+        holds = ((after["Capability Gap Years"] <= params.get("Milestone Gap Years", 1000))
+                 & (after["Anchor Unit Cost"] <= params.get("Milestone Unit Cost", 1e9)))
+        assert row.milestone_reached == float(holds.any())
+        assert (row.milestone_year == holds.index[holds.to_numpy()][0]) if holds.any() else math.isinf(row.milestone_year)
 
 
 def test_policy_summary_equals_the_old_table_on_the_same_runs():
@@ -141,24 +156,25 @@ def test_a_ninth_strategy_added_in_toml_appears_in_the_next_run(tmp_path):
     models = copy_models(tmp_path)
     with open(models / "strategies.toml", "a") as handle:
         handle.write('\n[talent_first]\ndescription = "Talent and platforms only, from 2010"\n'
-                     '[talent_first.parameters]\n"Talent Platform Start Year" = 2010\n')
+                     '[talent_first.parameters]\n"Research Start Year" = 2010\n')
     result = sdloop("run", models / "sector.project.toml", "--results", tmp_path / "results", "--cases", "nev",
                     "--scenarios", "baseline", "--no-ensemble", "--only", "metrics")
     assert result.returncode == 0, result.stderr
     metrics = pd.read_csv(tmp_path / "results" / "latest" / "metrics.csv")
-    assert len(metrics) == 9 and "talent_first" in set(metrics["strategy"])
+    known = len(load_collection(MODELS / "strategies.toml"))
+    assert len(metrics) == known + 1 and "talent_first" in set(metrics["strategy"])
     assert "talent_first" in result.stdout
 
 
 def test_a_strategy_naming_an_unknown_lever_fails_before_any_run(tmp_path):
     models = copy_models(tmp_path)
     with open(models / "strategies.toml", "a") as handle:
-        handle.write('\n[typo]\n[typo.parameters]\n"RD Subsidy Strat Year" = 2010\n')
+        handle.write('\n[typo]\n[typo.parameters]\n"Research Strat Year" = 2010\n')
     result = sdloop("run", models / "sector.project.toml", "--results", tmp_path / "results")
     assert result.returncode == 2
-    line = (models / "strategies.toml").read_text().splitlines().index('"RD Subsidy Strat Year" = 2010') + 1
-    assert f"strategies.toml:{line}: RD Subsidy Strat Year:" in result.stderr
-    assert "did you mean 'RD Subsidy Start Year'" in result.stderr
+    line = (models / "strategies.toml").read_text().splitlines().index('"Research Strat Year" = 2010') + 1
+    assert f"strategies.toml:{line}: Research Strat Year:" in result.stderr
+    assert "did you mean 'Research Start Year'" in result.stderr
     assert not (tmp_path / "results" / "latest").exists()
 
 

@@ -146,7 +146,10 @@ def run_loops(args: argparse.Namespace) -> int:
     else:
         print(_table(result, dominance, args.min_period, groups))
     if args.out:
-        _write_outputs(args.out, structure, loops, links, result, dominance, groups)
+        from sdloop.report.output import replaced_dir
+
+        with replaced_dir(args.out) as work:
+            _write_outputs(work, structure, loops, links, result, dominance, groups)
     return 0
 
 

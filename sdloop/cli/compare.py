@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from sdloop.cli import options
+
 
 def add_compare_parser(sub) -> None:
     p = sub.add_parser("compare", help="compare two run directories: files, parameters, metrics, trajectories",
@@ -19,15 +21,13 @@ def add_compare_parser(sub) -> None:
     p.add_argument("run_b", type=Path, help="run directory B")
     p.add_argument("--out", type=Path, help="write the report here (default: a new directory under --results)")
     p.add_argument("--results", type=Path, default=Path("results"), help="where report directories go")
-    p.add_argument("--top", type=int, default=4, help="variables drawn (default: %(default)s)")
+    p.add_argument("--top", type=options.positive_int, default=4, help="variables drawn (default: %(default)s)")
     p.set_defaults(handler=compare_command)
 
 
 def compare_command(args: argparse.Namespace) -> int:
-    from sdloop.errors import OverrideError
     from sdloop.report.compare import RunInfo, compare_runs
-    if args.top < 1:
-        raise OverrideError("--top must be at least 1")
+
     a, b = RunInfo.read(args.run_a), RunInfo.read(args.run_b)  # both readable before anything is written
     if args.out:
         lines = compare_runs(a.path, b.path, args.out, top=args.top)

@@ -45,6 +45,9 @@ def add_ensemble_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--uncalibrated", action="store_true", help="leave the fitted (calibrated) values out")
     p.add_argument("--engine", choices=["auto", "compiled", "numpy", "pysd"], default="auto", help=argparse.SUPPRESS)
     p.add_argument("--no-figures", action="store_true", help="tables only")
+    p.add_argument("--save-samples", action="store_true", default=None,
+                   help="also write each draw's inputs and metrics (samples.parquet, claims_draws.parquet) "
+                        "for `sdloop discover`")
     p.set_defaults(handler=run_ensemble_command)
     return p
 
@@ -61,7 +64,8 @@ def run_ensemble_command(args: argparse.Namespace) -> int:
     from sdloop.experiments.study import Study
     from sdloop.report.cache import Cache
     from sdloop.report.ensemble_report import headline, run_project_ensemble
-    from sdloop.report.output import manifest, new_run_dir, write_json
+    from sdloop.report.exports import write_index
+    from sdloop.report.output import manifest, new_run_dir, replaced_dir, write_json
     from sdloop.report.snapshot import copy_inputs, project_files
 
     if args.sobol and (args.sobol < 2 or args.sobol & (args.sobol - 1)):
@@ -84,14 +88,16 @@ def run_ensemble_command(args: argparse.Namespace) -> int:
         info = run_project_ensemble(study, out, cache=Cache(enabled=False), samples=args.samples, seed=args.seed,
                                     method=args.method, chunk_size=args.chunk, workers=args.workers,
                                     scheduler=args.scheduler, sobol=args.sobol, figures=not args.no_figures,
-                                    uncertainty=args.uncertainty, parameters=args.parameters)
+                                    uncertainty=args.uncertainty, parameters=args.parameters,
+                                    save_samples=args.save_samples)
         design = info["design"]
         files = {**project_files(study.project), "uncertainty": info["space"].source}
         used = {f"{project.name}/{name}": file for name, file in files.items()}
         copies = copy_inputs(out, used)
         write_json(manifest(models={project.name: project.model},
-                            runs={"/".join(k for k in key if k): {**design.cases[key[0]], **design.scenarios[key[1]],
-                                                                  **design.strategies[key[2]]}
+                            runs={"/".join(k for k in key if k): {**design.cases[key[0]],
+                                                                  **design.layer(key[0], "scenario", key[1]),
+                                                                  **design.layer(key[0], "strategy", key[2])}
                                   for key in design.keys},
                             inputs={k: v for k, v in used.items() if not k.endswith("/model")}, copies=copies,
                             seeds={"ensemble": info["seed"]}, command=sys.argv,
@@ -100,10 +106,12 @@ def run_ensemble_command(args: argparse.Namespace) -> int:
                                    "engine": study.choice.describe(),
                                    "uncertain": {p.name: p.describe() for p in info["space"].parameters}}),
                    out / "manifest.json")
+        write_index(out)
         return info
 
     if args.out:
-        info = write(args.out)
+        with replaced_dir(args.out) as work:
+            info = write(work)
         where = args.out
     else:
         with new_run_dir(args.results, "ensemble") as run_dir:

@@ -24,7 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
     from sdloop.cli.bench import add_bench_parser
     from sdloop.cli.compare import add_compare_parser
     from sdloop.cli.diagram import add_diagram_parser, add_sketch_parser
+    from sdloop.cli.discover import add_discover_parser
     from sdloop.cli.ensemble import add_ensemble_parser
+    from sdloop.cli.optimize import add_optimize_parser
     from sdloop.cli.plot import add_plot_parser
     from sdloop.cli.run import add_run_parser
     from sdloop.cli.simulate import add_simulate_parser
@@ -40,11 +42,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_check_parser(sub)
     add_bench_parser(sub)
     add_ensemble_parser(sub)
+    add_optimize_parser(sub)
     add_loops_parser(sub)
     add_sketch_parser(sub)
     add_diagram_parser(sub)
     add_plot_parser(sub)
     add_compare_parser(sub)
+    add_discover_parser(sub)
     return parser
 
 

@@ -130,7 +130,7 @@ def check_scheduler(address: str, timeout: float = SCHEDULER_TIMEOUT) -> None:
 
 def _no_scheduler(address: str, timeout: float, reason: str) -> OverrideError:
     return OverrideError(f"no dask scheduler answers at {address} within {timeout:g} s ({reason}); "
-                         "start one with `dask scheduler` or leave --scheduler out", variable="--scheduler")
+                         "start one with 'dask scheduler' or leave --scheduler out", variable="--scheduler")
 
 
 def _dask_handshake(address: str, timeout: float) -> str | None:

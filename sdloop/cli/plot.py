@@ -15,6 +15,7 @@ import json
 import sys
 from pathlib import Path
 
+from sdloop.cli import options
 from sdloop.errors import OverrideError, SdloopError
 from sdloop.experiments.metrics import DIMS, Where
 
@@ -30,8 +31,8 @@ def add_plot_parser(sub) -> None:
         p.add_argument(f"--{dim}", help=f"comma-separated {dim} to draw (default: all)")
     p.add_argument("--lines", choices=DIMS, help="dimension drawn as lines (default: strategy, scenario or case)")
     p.add_argument("--facets", choices=DIMS, help="dimension drawn as columns of panels")
-    p.add_argument("--from", dest="start", type=float, help="first time shown")
-    p.add_argument("--to", dest="end", type=float, help="last time shown")
+    p.add_argument("--from", dest="start", type=options.finite_float, help="first time shown")
+    p.add_argument("--to", dest="end", type=options.finite_float, help="last time shown")
     p.add_argument("--bands", action="store_true", help="ensemble percentile bands (median, 50%%, 90%%)")
     p.add_argument("--data", action="store_true", help="published data points a calibration compares with")
     p.add_argument("--phases", action="store_true", help="shade the project's [[phases]]")
@@ -43,7 +44,7 @@ def add_plot_parser(sub) -> None:
     p.add_argument("--out", type=Path, default=Path("plots"), help="output folder (default: %(default)s)")
     p.add_argument("--name", help="file name stem (default: from the variables)")
     p.add_argument("--project", help="which project of a run directory (default: the one whose model has the vars)")
-    p.add_argument("-n", "--samples", type=int, help="draws for --bands from a project (default: the project's)")
+    p.add_argument("-n", "--samples", type=options.positive_int, help="draws for --bands from a project (default: the project's)")
     p.add_argument("--targets", type=Path, help="calibration targets folder for --data (default: "
                                                 "calibration/targets beside the project's folder)")
     p.add_argument("--show-toml", action="store_true", help="print the [[figures]] table that makes this figure")

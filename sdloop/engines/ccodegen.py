@@ -136,9 +136,10 @@ class _CGenerator:
         args = expr.args
         if isinstance(expr, (sympy.Mul, sympy.Add)):
             fixed = [a for a in args if self._kind_of(a) != "dynamic"]
-            if len(fixed) > 1:
+            group = expr.func(*fixed) if len(fixed) > 1 else None
+            # a constant and a timed factor of a run-time INITIAL value make a dynamic group: not hoisted
+            if group is not None and self._kind_of(group) != "dynamic":
                 rest = [a for a in args if self._kind_of(a) == "dynamic"]
-                group = expr.func(*fixed)
                 self.groups[expr] = (group, rest)
                 self._hoist(group, const, timed)
                 args = rest

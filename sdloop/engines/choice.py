@@ -118,7 +118,9 @@ def _choose(path: Path, engine: str, threads: int | None = None) -> Choice:
 
         def make(structure):
             return load_engine(structure, backend="compiled", threads=threads, notice=notes.append)
-    chosen, reasons = engine_or_reasons(path, make)
+    from sdloop.engines.parsed_models import model_structure
+
+    chosen, reasons = engine_or_reasons(model_structure(path), make)
     if chosen is not None:
         return Choice(chosen, getattr(chosen, "kind", "numpy"), notes=tuple(notes))
     return Choice(PysdBatch(path), "pysd", tuple(reasons))

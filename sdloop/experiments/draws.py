@@ -11,7 +11,7 @@ model defaults < case < fitted < sampled value < scenario < strategy.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -42,6 +42,15 @@ class EnsembleDesign:
     band_every: float | None = None  # time between band points (None: every saved time)
     engine: str = "auto"
     final_time: float | None = None
+    # per case, the strategies and scenarios whose overrides differ by case ([NAME.cases.CASE] tables)
+    case_overrides: Mapping[str, Mapping[str, Mapping[str, float]]] = field(default_factory=dict)
+
+    def layer(self, case: str, dim: str, name: str) -> Mapping[str, float]:
+        """The overrides of scenario or strategy ``name`` when ``case`` runs."""
+        own = self.case_overrides.get(case, {}).get(f"{dim}:{name}")
+        if own is not None:
+            return own
+        return (self.scenarios if dim == "scenario" else self.strategies)[name]
 
     @property
     def keys(self) -> list[tuple[str, str, str]]:
@@ -104,6 +113,7 @@ class DrawResult:
     band_times: np.ndarray
     claims: dict  # claim name -> ((n,) bool, [(label, (n,) values)]) or a note (str) if not evaluated
     nonfinite: dict  # key -> (n,) bool
+    inputs: dict = field(default_factory=dict)  # case -> {uncertain parameter: (n,) sampled values}
 
 
 def evaluate_draws(design: EnsembleDesign, space: UncertaintySpace, unit: np.ndarray,
@@ -116,7 +126,7 @@ def evaluate_draws(design: EnsembleDesign, space: UncertaintySpace, unit: np.nda
     n = len(unit)
     wanted = None if keys is None else _with_targets(keys, comp.metrics)
     columns = list(dict.fromkeys(comp.metrics.columns + comp.band_columns))
-    metrics, bands, nonfinite, exports = {}, {}, {}, {}
+    metrics, bands, nonfinite, exports, inputs = {}, {}, {}, {}, {}
     band_times = None
     for case, scenario in comp.groups:
         group = [k for k in design.keys if k[:2] == (case, scenario) and (wanted is None or k in wanted)]
@@ -125,7 +135,9 @@ def evaluate_draws(design: EnsembleDesign, space: UncertaintySpace, unit: np.nda
         base = dict(design.cases[case])
         own = {name: base.get(name, sim.defaults[name]) for name in space.names}
         sampled = space.values(unit, own, case=case)
-        params = {k: {**base, **sampled, **design.scenarios[scenario], **design.strategies[k[2]]} for k in group}
+        inputs[case] = sampled
+        params = {k: {**base, **sampled, **design.layer(case, "scenario", scenario), **design.layer(case, "strategy", k[2])}
+                  for k in group}
         together = stacked if stacked is not None else n * len(group) <= STACK_LIMIT
         results = {}
         if together:
@@ -161,7 +173,7 @@ def evaluate_draws(design: EnsembleDesign, space: UncertaintySpace, unit: np.nda
             claims[claim.name] = claim.evaluate(metrics)
         except Missing as exc:
             claims[claim.name] = f"not evaluated: {exc}"
-    return DrawResult(metrics, bands, band_times, claims, nonfinite)
+    return DrawResult(metrics, bands, band_times, claims, nonfinite, inputs)
 
 
 def _with_targets(keys, metrics: MetricSet) -> set:

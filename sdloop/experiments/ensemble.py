@@ -20,13 +20,14 @@ import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Callable, Iterable
 
 import numpy as np
 from tqdm import tqdm
 
 from sdloop.experiments.draws import STACK_LIMIT, EnsembleDesign, compiled, evaluate_draws
 from sdloop.experiments.metrics import MetricSpec
+from sdloop.experiments.samples import chunk_tables
 from sdloop.experiments.uncertainty import UncertaintySpace, UnitSampler
 
 PER_DECADE = 100  # default histogram resolution of a metric without a declared range
@@ -71,6 +72,7 @@ class Chunk:
     unit: np.ndarray
     space: UncertaintySpace
     stacked: bool | None = None
+    keep_samples: bool = False  # also return each draw's inputs and metrics (chunk_tables)
 
 
 @dataclass
@@ -83,6 +85,7 @@ class ChunkSummary:
     sums: dict  # (case, scenario) -> (regret_sum, metric_sum)
     claims: dict  # claim -> {"held": int, "draws": int, "values": {label: (sum, count)}} or a note
     band_times: np.ndarray | None
+    tables: tuple | None = None  # (samples, claims per draw) with keep_samples
 
 
 def run_chunk(chunk: Chunk) -> ChunkSummary:
@@ -136,7 +139,8 @@ def run_chunk(chunk: Chunk) -> ChunkSummary:
         claims[claim.name] = {"held": int(np.sum(held)), "draws": int(held.size),
                               "values": {label: (float(np.sum(v[np.isfinite(v)])), int(np.isfinite(v).sum()))
                                          for label, v in dict(seen).items()}}
-    return ChunkSummary(chunk.index, n, parts, sums, claims, found.band_times)
+    tables = chunk_tables(design, found, chunk.start) if chunk.keep_samples else None
+    return ChunkSummary(chunk.index, n, parts, sums, claims, found.band_times, tables)
 
 
 def _band_histograms(found, keys, design: EnsembleDesign) -> np.ndarray | None:
@@ -227,11 +231,13 @@ class EnsembleSummary:
 
 def run_ensemble(design: EnsembleDesign, space: UncertaintySpace, n: int, *, seed: int, method: str = "lhs",
                  chunk_size: int = 10_000, workers: int = 1, scheduler=None,
-                 progress: bool | None = None) -> EnsembleSummary:
+                 progress: bool | None = None, on_samples: Callable[[int, tuple], None] | None = None
+                 ) -> EnsembleSummary:
     """Run ``n`` draws of ``space`` for every case x scenario x strategy of ``design``.
 
     ``workers`` > 1 uses a local process pool; ``scheduler`` (a dask.distributed address or
-    Client) sends the chunks to that cluster. Results do not depend on either.
+    Client) sends the chunks to that cluster. Results do not depend on either. ``on_samples``
+    (chunk index, (samples, claims per draw)) receives each chunk's per-draw tables as it ends.
     """
     comp = compiled(design)  # metric, claim and band names fail here, before any run
     space = space.checked(comp.sim.resolve)
@@ -240,7 +246,8 @@ def run_ensemble(design: EnsembleDesign, space: UncertaintySpace, n: int, *, see
     sampler = UnitSampler(space.dimensions, n, method=method, seed=seed)
     runs_per_draw = len(design.strategies)
     stacked = chunk_size * runs_per_draw <= STACK_LIMIT
-    chunks = (Chunk(design, i, start, sampler.rows(start, start + chunk_size), space, stacked)
+    keep = on_samples is not None
+    chunks = (Chunk(design, i, start, sampler.rows(start, start + chunk_size), space, stacked, keep)
               for i, start in enumerate(range(0, n, chunk_size)))  # made as they are asked for
     summary = EnsembleSummary(design, n, seed, method, space)
     total = n * len(design.keys)
@@ -249,6 +256,8 @@ def run_ensemble(design: EnsembleDesign, space: UncertaintySpace, n: int, *, see
     try:
         for part in _execute(chunks, workers, scheduler):
             summary.add(part)
+            if on_samples is not None:
+                on_samples(part.index, part.tables)
             bar.update(part.n * len(design.keys))
     finally:
         bar.close()

@@ -12,6 +12,12 @@ A collection file (``strategies.toml``, ``scenarios.toml``) holds one table per 
     description = "..."
     [no_policy.parameters]
     "R and D Subsidy Intensity" = 0
+
+An entry may also say ``inherits = "other"`` (it starts from that entry's parameters, per-case
+tables and label, and overrides them), ``table = "..."`` (a free label that groups entries in
+reports, e.g. "sequencing" or "dose"), and hold per-case parameters under
+``[name.cases.CASE]``, applied only when the case named CASE runs (``Overrides.for_case``).
+A case file may hold a ``[milestone]`` table (kept as data in ``Overrides.extra``).
 """
 
 from __future__ import annotations
@@ -39,6 +45,17 @@ class Overrides:
     description: str = ""
     source: str | None = None
     lines: Mapping[str, int] = field(default_factory=dict)
+    table: str = ""
+    cases: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    extra: Mapping[str, object] = field(default_factory=dict)
+
+    def for_case(self, case: str) -> "Overrides":
+        """These overrides with the per-case table of ``case`` (if any) laid over them."""
+        own = self.cases.get(case)
+        if not own:
+            return self
+        return Overrides(self.name, {**self.parameters, **own}, self.description, self.source, self.lines,
+                         self.table)
 
     def checked(self, model: "Model") -> dict[str, float]:
         """The parameters under the model's own spelling; OverrideError for unknown names."""
@@ -112,15 +129,11 @@ def _table_line(text: str, header: str) -> int:
     return text.count("\n", 0, match.start()) + 1 if match else 0
 
 
-def _parameters(path: Path, text: str, table: object, name: str, header: str) -> Overrides:
-    if not isinstance(table, dict):
+def _numbers(path: Path, text: str, params: object, header: str) -> tuple[dict[str, float], dict[str, int]]:
+    if not isinstance(params, dict):
         raise OverrideError(f"'{header}' must be a table of name = number", file=path,
                             line=_table_line(text, header) or None)
-    params = table.get("parameters", {})
-    if not isinstance(params, dict):
-        raise OverrideError("'parameters' must be a table of name = number", file=path,
-                            line=_key_line(text, "parameters"))
-    after = _table_line(text, f"{header}.parameters" if header else "parameters")
+    after = _table_line(text, header)
     values: dict[str, float] = {}
     lines: dict[str, int] = {}
     for key, value in params.items():
@@ -130,7 +143,24 @@ def _parameters(path: Path, text: str, table: object, name: str, header: str) ->
         values[key] = float(value)
         if line:
             lines[key] = line
-    unknown = set(table) - {"description", "parameters"}
+    return values, lines
+
+
+ENTRY_KEYS = {"description", "parameters", "inherits", "table", "cases"}
+CASE_KEYS = {"description", "parameters", "milestone"}
+
+
+def _parameters(path: Path, text: str, table: object, name: str, header: str,
+                allowed: set[str] = ENTRY_KEYS) -> Overrides:
+    if not isinstance(table, dict):
+        raise OverrideError(f"'{header}' must be a table of name = number", file=path,
+                            line=_table_line(text, header) or None)
+    params = table.get("parameters", {})
+    if not isinstance(params, dict):
+        raise OverrideError("'parameters' must be a table of name = number", file=path,
+                            line=_key_line(text, "parameters"))
+    values, lines = _numbers(path, text, params, f"{header}.parameters" if header else "parameters")
+    unknown = set(table) - allowed
     if unknown:
         key = sorted(unknown)[0]
         if isinstance(table[key], dict) and header:
@@ -141,18 +171,25 @@ def _parameters(path: Path, text: str, table: object, name: str, header: str) ->
                 "name (names are letters, digits, '_' and '-')",
                 file=path, line=TomlLines(text).line(header, key), variable=f"{header}.{key}")
         raise OverrideError(
-            "unknown key (expected 'description' and a [parameters] table)",
+            f"unknown key (expected {', '.join(sorted(allowed))})",
             file=path, line=_key_line(text, key, _table_line(text, header)) or _table_line(text, key) or None,
             variable=key,
         )
-    return Overrides(name, values, str(table.get("description", "")), str(path), lines)
+    cases = table.get("cases", {})
+    if not isinstance(cases, dict):
+        raise OverrideError("'cases' must hold one table of name = number per case", file=path,
+                            line=_key_line(text, "cases") or None, variable=name)
+    per_case = {case: _numbers(path, text, numbers, f"{header}.cases.{case}")[0] for case, numbers in cases.items()}
+    extra = {key: table[key] for key in allowed - ENTRY_KEYS - {"description", "parameters"} if key in table}
+    return Overrides(name, values, str(table.get("description", "")), str(path), lines,
+                     str(table.get("table", "")), per_case, extra)
 
 
 def load_case(path: str | Path) -> Overrides:
     """Read one case file (``description`` and a ``[parameters]`` table)."""
     path = Path(path)
     data, text = read_toml(path)
-    return _parameters(path, text, data, path.stem, "")
+    return _parameters(path, text, data, path.stem, "", CASE_KEYS)
 
 
 def load_collection(path: str | Path) -> dict[str, Overrides]:
@@ -162,7 +199,29 @@ def load_collection(path: str | Path) -> dict[str, Overrides]:
     if not data:
         raise OverrideError("no entries (expected one [NAME] table per entry, with a description and "
                             "[NAME.parameters])", file=path)
-    return {name: _parameters(path, text, table, name, name) for name, table in data.items()}
+    entries = {name: _parameters(path, text, table, name, name) for name, table in data.items()}
+    return {name: _inherited(path, text, data, entries, name, ()) for name in entries}
+
+
+def _inherited(path: Path, text: str, data: dict, entries: dict[str, Overrides], name: str,
+               seen: tuple[str, ...]) -> Overrides:
+    """An entry with what it inherits laid under it (parents first, any depth)."""
+    entry = entries[name]
+    parent = data[name].get("inherits")
+    if parent is None:
+        return entry
+    line = _key_line(text, "inherits", _table_line(text, name)) or None
+    if not isinstance(parent, str) or parent not in entries:
+        raise OverrideError(f"inherits unknown entry {parent!r}; known: {', '.join(entries)}", file=path,
+                            line=line, variable=name)
+    if parent in seen or parent == name:
+        raise OverrideError(f"inheritance cycle: {' -> '.join((*seen, name, parent))}", file=path, line=line,
+                            variable=name)
+    base = _inherited(path, text, data, entries, parent, (*seen, name))
+    cases = {case: {**base.cases.get(case, {}), **entry.cases.get(case, {})}
+             for case in {*base.cases, *entry.cases}}
+    return Overrides(name, {**base.parameters, **entry.parameters}, entry.description, entry.source,
+                     {**base.lines, **entry.lines}, entry.table or base.table, cases, entry.extra)
 
 
 def parse_set(assignments: Iterable[str]) -> Overrides:

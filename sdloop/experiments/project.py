@@ -102,7 +102,8 @@ class Project:
         layers.append(self.entries("case")[case])
         if case and case in self.fitted:
             layers.append(self.fitted[case])
-        return layers + [self.entries("scenario")[scenario], self.entries("strategy")[strategy]]
+        return layers + [self.entries("scenario")[scenario].for_case(case),
+                         self.entries("strategy")[strategy].for_case(case)]
 
     def describe_layers(self) -> str:
         """The layering, said once in the output of every command."""

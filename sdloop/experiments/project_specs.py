@@ -279,6 +279,7 @@ class EnsembleSpec:
     band_every: float | None = None  # time between band points (None: every saved time)
     sobol: tuple | None = None  # (samples, scenario, strategy)
     figures: tuple[FigureSpec, ...] = ()
+    save_samples: bool = False  # each draw's inputs and metrics (samples.parquet) for `sdloop discover`
     line: int | None = None
     lines: dict = field(default_factory=dict, compare=False)  # key -> line
 
@@ -287,7 +288,7 @@ def read_ensemble(value, ctx: Context, base: Path) -> EnsembleSpec:
     keys = ("ensemble",)
     table = _table(value, ctx, *keys)
     _only(table, {"uncertainty", "samples", "seed", "method", "output", "bands", "band_bins", "band_every", "sobol",
-                  "figures"}, ctx, *keys)
+                  "figures", "save_samples"}, ctx, *keys)
     uncertainty = _string(table, "uncertainty", ctx, *keys, required=True)
     samples, seed = table.get("samples", 1000), table.get("seed", 1)
     for key, number in (("samples", samples), ("seed", seed)):
@@ -312,6 +313,9 @@ def read_ensemble(value, ctx: Context, base: Path) -> EnsembleSpec:
         if not isinstance(n, int) or n < 2 or n & (n - 1):
             raise ctx.error("sobol 'samples' must be a power of 2", *keys, "sobol")
         sobol = (n, _string(spec, "scenario", ctx, *keys, "sobol"), _string(spec, "strategy", ctx, *keys, "sobol"))
+    save_samples = table.get("save_samples", False)
+    if not isinstance(save_samples, bool):
+        raise ctx.error("'save_samples' is true or false", *keys, "save_samples")
     band_bins = table.get("band_bins", 400)
     if not isinstance(band_bins, int) or not 10 <= band_bins <= 10_000:
         raise ctx.error("'band_bins' must be a whole number from 10 to 10000", *keys, "band_bins")
@@ -320,4 +324,4 @@ def read_ensemble(value, ctx: Context, base: Path) -> EnsembleSpec:
         output=check_output_path(table.get("output", "ensemble"), ctx, *keys, "output"),
         bands=tuple(bands), band_bins=band_bins, band_every=_positive(table, "band_every", ctx, *keys), sobol=sobol,
         figures=read_figures(table.get("figures", []), ctx, ENSEMBLE_FIGURES, *keys, "figures"),
-        line=ctx.lines.line(*keys), lines={k: ctx.lines.line(*keys, k) for k in table})
+        save_samples=save_samples, line=ctx.lines.line(*keys), lines={k: ctx.lines.line(*keys, k) for k in table})

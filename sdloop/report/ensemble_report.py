@@ -21,14 +21,18 @@ from sdloop.experiments.draws import EnsembleDesign
 from sdloop.experiments.ensemble import EnsembleSummary, run_ensemble
 from sdloop.experiments.metrics import DIMS
 from sdloop.experiments.project_specs import fill
+from sdloop.experiments.samples import metadata
 from sdloop.experiments.robustness import (bands_table, claims_share_table, minimax_regret, percentile_bands,
                                            robustness_table)
 from sdloop.experiments.study import Study
 from sdloop.experiments.uncertainty import UncertaintySpace, load_uncertainty
 from sdloop.report import ensemble_plots, plotting
 from sdloop.report.cache import Cache, digest, file_digest
+from sdloop.report.exports import bands_dataset, write_netcdf
 from sdloop.report.figures import fields, slug
 from sdloop.report.output import inside, write_csv
+from sdloop.report.samples_file import SampleWriter
+from sdloop.report.tables import write_table
 
 
 def design_for(study: Study) -> EnsembleDesign:
@@ -48,7 +52,11 @@ def design_for(study: Study) -> EnsembleDesign:
         metrics=project.metrics, horizon=study.horizon, source=str(project.path), claims=project.claims,
         entries=tuple((d, tuple(study.all_names[d])) for d in DIMS),
         bands=spec.bands if spec else (), band_bins=spec.band_bins if spec else 400,
-        band_every=spec.band_every if spec else None, engine=study.choice.kind, final_time=study.final_time)
+        band_every=spec.band_every if spec else None, engine=study.choice.kind, final_time=study.final_time,
+        case_overrides={case: {f"{dim}:{n}": e.for_case(case).checked(sim)
+                               for dim in ("scenario", "strategy") for n, e in project.entries(dim).items()
+                               if case in e.cases}
+                        for case in project.entries("case")})
 
 
 def checked_space(study: Study, path: Path | None = None, parameters: str | None = None) -> UncertaintySpace:
@@ -95,11 +103,17 @@ def write_ensemble(summary: EnsembleSummary, out: Path, study: Study, *, sobol: 
     write_csv(table, out / "robustness.csv", index=False, float_format="%.6g")
     write_csv(minimax_regret(table), out / "minimax_regret.csv", index=False, float_format="%.6g")
     if summary.design.bands:
-        write_csv(bands_table(summary), out / "bands.csv", index=False, float_format="%.6g")
+        bands = bands_table(summary)
+        write_csv(bands, out / "bands.csv", index=False, float_format="%.6g")
+        write_netcdf(bands_dataset(bands, study), out / "bands.nc")
     if sobol is not None:
         write_csv(sobol, out / "sobol.csv", index=False, float_format="%.4g")
     if summary.design.claims:
-        write_csv(claims_share_table(summary), out / "claims.csv", index=False, float_format="%.6g")
+        claims = claims_share_table(summary)
+        write_csv(claims, out / "claims.csv", index=False, float_format="%.6g")
+        write_table(claims.drop(columns=["values"]), out / "claims", csv=False, formats={"share_of_draws": ".3f"},
+                    caption=f"Share of {summary.samples:,} parameter draws on which each claim holds",
+                    label=f"tab:{study.project.name}-claims-ensemble")
     if figures and study.project.ensemble is not None:
         draw_ensemble_figures(summary, table, out, study, sobol)
     return table
@@ -179,9 +193,12 @@ def run_project_ensemble(study: Study, out: Path, *, cache: Cache, samples: int 
                          seed: int | None = None, method: str | None = None, chunk_size: int | None = None,
                          workers: int = 1, scheduler=None, sobol: int | None = None, figures: bool = True,
                          uncertainty: Path | None = None, parameters: str | None = None,
-                         progress: bool | None = None) -> dict:
-    """The project's ensemble into ``out`` (from the cache when its inputs did not change)."""
+                         progress: bool | None = None, save_samples: bool | None = None) -> dict:
+    """The project's ensemble into ``out`` (from the cache when its inputs did not change);
+    ``save_samples`` (default: the project's ``save_samples``) also writes each draw's inputs and
+    metrics (``samples.parquet``, ``claims_draws.parquet``)."""
     spec = study.project.ensemble
+    save_samples = spec.save_samples if save_samples is None else save_samples
     samples = samples or spec.samples
     seed = spec.seed if seed is None else seed
     method = method or spec.method
@@ -191,7 +208,7 @@ def run_project_ensemble(study: Study, out: Path, *, cache: Cache, samples: int 
     sobol_n = sobol_n if sobol is None else sobol
     chunk_size = chunk_size or samples
     key = digest("ensemble", file_digest(study.project.model), design, space, samples, seed, method, chunk_size,
-                 sobol_n, sobol_scenario, sobol_strategy, figures, spec.figures, study.project.phases)
+                 sobol_n, sobol_scenario, sobol_strategy, figures, spec.figures, study.project.phases, save_samples)
     info = {"seed": seed, "samples": samples, "method": method, "space": space, "design": design,
             "sobol_runs": sobol_n * (len(space) + 2) * len(design.cases) if sobol_n else 0}
     if cache.get_files("ensemble", key, out) is not None:
@@ -199,8 +216,17 @@ def run_project_ensemble(study: Study, out: Path, *, cache: Cache, samples: int 
                                                    na_values=[""]),
                     runs=samples * len(design.keys))
         return _check_failed_runs(info)
-    summary = run_ensemble(design, space, samples, seed=seed, method=method, chunk_size=chunk_size,
-                           workers=workers, scheduler=scheduler, progress=progress)
+    writer = SampleWriter(out, metadata(design, space, study.sim.units)) if save_samples else None
+    try:
+        summary = run_ensemble(design, space, samples, seed=seed, method=method, chunk_size=chunk_size,
+                               workers=workers, scheduler=scheduler, progress=progress,
+                               on_samples=writer.add if writer else None)
+    except BaseException:
+        if writer:
+            writer.abort()
+        raise
+    if writer:
+        writer.close()
     table_sobol = sobol_tables(study, design, space, n=sobol_n, seed=seed, scenario=sobol_scenario,
                                strategy=sobol_strategy) if sobol_n else None
     table = write_ensemble(summary, out, study, sobol=table_sobol, figures=figures)

@@ -193,6 +193,7 @@ def direct_labels(ax, frame: pd.DataFrame, looks: dict, labels: dict) -> None:
     for i, name in enumerate(map(str, frame.columns)):
         look = looks[name]
         ax.annotate(labels[name], xy=(1.0, ends[i]), xycoords="axes fraction", xytext=(1.045, placed[i]),
+                    clip_on=False,  # else the tight box of the saved figure leaves the label out, cut off
                     textcoords="axes fraction", va="center", ha="left", fontsize=fontsize, color=look["color"]
                     if look["color"] not in plotting.GRAYS[2:] else "0.45",
                     arrowprops={"arrowstyle": "-", "lw": 0.4, "color": "0.6", "shrinkA": 0, "shrinkB": 1},

@@ -114,7 +114,8 @@ def _dominance_strip(ax, periods, n_parts: int, looks: dict, phases) -> None:
     if phases:
         end = max(p.end for p in periods) if periods else None
         for start, stop, label, gray in phases:
-            rows.append((-1, start, stop if stop is not None else end, label.replace("\n", " "), gray))
+            text = label.replace("-\n", "-").replace("\n", " ")
+            rows.append((-1, start, stop if stop is not None else end, text, gray))
         names = ["phases"] + names
     top = len(names)
     for row, start, stop, text, face in rows:

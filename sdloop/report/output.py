@@ -8,6 +8,7 @@ leaves nothing half-written and never touches an earlier run.
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import hashlib
 import json
 import os
@@ -49,6 +50,23 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     return path
 
 
+@contextmanager
+def atomic_file(path: str | Path) -> Iterator[Path]:
+    """A temporary path beside ``path`` to write; renamed to ``path`` when the block ends without
+    an error, removed otherwise."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        publish_mode(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def inside(root: str | Path, relative: str | Path) -> Path:
     """``root / relative``, refused (OutputError, exit 2) unless it lies inside ``root`` once resolved.
 
@@ -70,17 +88,57 @@ def write_csv(frame: pd.DataFrame, path: str | Path, **kwargs) -> Path:
     return atomic_write_text(path, frame.to_csv(**kwargs))
 
 
+INCOMPLETE = ".incomplete-"  # + "<pid>-" + random: a folder being written by process <pid>
+OUTPUT_MARK = ".sdloop-output"  # in every folder written whole by ``replaced_dir``
+
+
+def _work_dir(parent: Path, label: str = "") -> Path:
+    """A fresh hidden folder in ``parent`` named after this process (after removing any a dead
+    process left behind: SIGKILL, a power cut)."""
+    remove_stale(parent)
+    work = Path(tempfile.mkdtemp(prefix=f"{INCOMPLETE}{os.getpid()}-{label}", dir=parent))
+    publish_mode(work, directory=True)
+    return work
+
+
+def remove_stale(parent: Path) -> list[Path]:
+    """Remove the ``.incomplete-<pid>-*`` folders in ``parent`` whose process is gone."""
+    removed = []
+    for folder in parent.glob(f"{INCOMPLETE}*"):
+        pid = folder.name[len(INCOMPLETE):].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
 @contextmanager
 def new_run_dir(results: str | Path, label: str = "run") -> Iterator[Path]:
     """Yield a fresh temporary directory; on success rename it to ``results/<stamp>-<label>``.
 
     The final name never exists before (a counter is appended if needed) and
     ``results/latest`` is repointed to it. On failure the temporary directory is removed.
+    ``results/latest`` that is not a link (a real folder or file) is refused before any work.
     """
+    from sdloop.errors import OutputError
+
     results = Path(results)
+    latest = results / "latest"
+    if (latest.exists() or latest.is_symlink()) and not latest.is_symlink():
+        raise OutputError(f"{latest} is a real {'folder' if latest.is_dir() else 'file'}, not the link sdloop keeps "
+                          "to the newest run; move or rename it (nothing was run)")
     results.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".incomplete-", dir=results))
-    publish_mode(work, directory=True)
+    work = _work_dir(results)
     try:
         yield work
     except BaseException:
@@ -93,7 +151,10 @@ def new_run_dir(results: str | Path, label: str = "run") -> Iterator[Path]:
         try:
             os.rename(work, final)  # fails if final exists and is not empty
             break
-        except OSError:
+        except OSError as exc:
+            if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                shutil.rmtree(work, ignore_errors=True)
+                raise
             counter += 1
             final = results / f"{stamp}-{label}-{counter}"
     _point_latest(results, final)
@@ -105,6 +166,45 @@ def _point_latest(results: Path, target: Path) -> None:
     tmp.unlink(missing_ok=True)
     tmp.symlink_to(target.name)
     os.replace(tmp, link)
+
+
+@contextmanager
+def replaced_dir(out: str | Path) -> Iterator[Path]:
+    """Yield a fresh folder that replaces ``out`` whole on success (never a mix of old and new files).
+
+    An ``out`` that holds files sdloop did not write there this way (no ``OUTPUT_MARK``) is refused
+    before any work; on failure ``out`` is left exactly as it was.
+    """
+    from sdloop.errors import OutputError
+
+    out = Path(out)
+    if out.exists() or out.is_symlink():
+        if not out.is_dir() or out.is_symlink():
+            raise OutputError(f"{out} is not a folder (choose a new folder for --out)")
+        if any(out.iterdir()) and not (out / OUTPUT_MARK).exists():
+            raise OutputError(f"{out} already holds files sdloop did not write there; choose a new or empty folder "
+                              "for --out (nothing was run, nothing was changed)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = _work_dir(out.parent, out.name + "-")
+    try:
+        yield work
+        (work / OUTPUT_MARK).write_text("written whole by sdloop; replaced whole by the next run into this folder\n",
+                                        encoding="utf-8")
+        old = None
+        if out.exists():
+            old = out.with_name(f".replaced-{os.getpid()}-{out.name}")  # kept if this process dies just here
+            os.rename(out, old)
+        try:
+            os.rename(work, out)
+        except BaseException:
+            if old is not None:
+                os.rename(old, out)
+            raise
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def file_sha256(path: str | Path) -> str:

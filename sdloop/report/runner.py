@@ -19,6 +19,7 @@ from sdloop.experiments.metrics import format_value
 from sdloop.experiments.project import load_project
 from sdloop.experiments.study import Study
 from sdloop.report.cache import Cache
+from sdloop.report.exports import write_index
 from sdloop.report.output import manifest, new_run_dir, write_json
 from sdloop.report.snapshot import copy_inputs, project_files
 
@@ -80,9 +81,9 @@ def run_projects(paths: Sequence[Path], options: RunOptions) -> tuple[Path, list
     parameters, inputs, seeds, models = {}, {}, {}, {}
     notes = {"calibrated": [], "engines": {}, "layers": {}, "reused": {}, "outputs": {}}
     with new_run_dir(options.results, "run") as run_dir:
-        used = {}
+        used, titles = {}, {}
         for study in studies:
-            lines += _run_one(study, run_dir, cache, options, parameters, inputs, seeds, notes)
+            lines += _run_one(study, run_dir, cache, options, parameters, inputs, seeds, notes, titles)
             models[study.project.name] = study.project.model
             used.update({f"{study.project.name}/{name}": path for name, path in project_files(study.project).items()})
         for name, path in used.items():
@@ -92,13 +93,14 @@ def run_projects(paths: Sequence[Path], options: RunOptions) -> tuple[Path, list
         calibrated = notes["calibrated"] or "none: models run on their documented priors"
         write_json(manifest(models=models, runs=parameters, inputs=inputs, seeds=seeds, command=options.command,
                             notes={**notes, "calibrated": calibrated}, copies=copies), run_dir / "manifest.json")
+        write_index(run_dir, titles)
     lines.append("Calibrated parameters used for: " + (", ".join(notes["calibrated"]) or "none (documented priors)"))
     lines.append(f"Results written to {options.results / 'latest'}")
     return options.results / "latest", lines
 
 
 def _run_one(study: Study, run_dir: Path, cache: Cache, options: RunOptions, parameters, inputs, seeds,
-             notes) -> list[str]:
+             notes, titles: dict) -> list[str]:
     from sdloop.report.study_report import run_study
 
     project = study.project
@@ -125,6 +127,7 @@ def _run_one(study: Study, run_dir: Path, cache: Cache, options: RunOptions, par
     if "metrics" in options.parts or "figures" in options.parts:
         report = run_study(study, run_dir, cache=cache, figures="figures" in options.parts,
                            workers=options.workers, progress=options.progress)
+        titles.update(report.titles)
         notes["reused"][project.name] = dict(report.reused)
         lines += _summary(study, report.result)
         lines.append(f"  reused {report.reused['runs']} of {len(study.params)} runs from the cache"

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Mapping
 
 from sdloop.analysis.loops import sidecar_path
-from sdloop.report.output import publish_mode
+from sdloop.report.output import atomic_file
 
 FOLDER = "inputs"
 
@@ -31,16 +30,8 @@ def copy_inputs(run_dir: Path, files: Mapping[str, str | Path]) -> dict[str, str
     for name, path in found.items():
         if path not in done:
             target = run_dir / FOLDER / path.relative_to(root)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-            os.close(fd)
-            try:
+            with atomic_file(target) as tmp:
                 shutil.copyfile(path, tmp)
-                publish_mode(tmp)
-                os.replace(tmp, target)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
             done[path] = target.relative_to(run_dir).as_posix()
         copies[name] = done[path]
     return copies

@@ -21,7 +21,9 @@ from sdloop.experiments.metrics import DIMS
 from sdloop.experiments.study import Study, StudyResult
 from sdloop.report.cache import Cache, digest, file_digest
 from sdloop.errors import OutputError
+from sdloop.report.exports import trajectories_dataset, write_netcdf
 from sdloop.report.output import atomic_write_text, inside, write_csv
+from sdloop.report.tables import write_table
 
 
 @dataclass
@@ -30,6 +32,7 @@ class StudyReport:
 
     result: StudyResult
     figures: list[Path] = field(default_factory=list)
+    titles: dict = field(default_factory=dict)  # figure stem (relative to the run directory) -> its title
     reused: dict = field(default_factory=lambda: {"runs": 0, "figures": 0, "drawn": 0})
 
 
@@ -157,10 +160,21 @@ def write_tables(study: Study, result: StudyResult, run_dir: Path) -> None:
     fmt = f"%.{project.digits}g"
     if project.trajectories != "none":
         atomic_write_text(out / "trajectories.csv", trajectories_csv(study, result))
+        keep = study.dynamic_variables() if project.trajectories == "dynamic" else None
+        write_netcdf(trajectories_dataset(study, result.runs, keep), out / "trajectories.nc")
     metrics = result.metrics.replace([np.inf, -np.inf], np.nan)
     write_csv(metrics, run_dir / project.metrics_file, index=False, na_rep="", float_format=fmt)
+    specs = {s.name: s for s in project.metrics}
+    write_table(result.metrics, (run_dir / project.metrics_file).with_suffix(""), csv=False,
+                formats={n: s.format for n, s in specs.items()},
+                headers={n: " ".join((s.label or n).split()) + (f" ({s.unit})" if s.unit else "")
+                         for n, s in specs.items()},
+                caption=f"{project.name}: metrics of every run ({project.describe_layers()})",
+                label=f"tab:{project.name}-metrics")
     if study.claims:
         write_csv(result.claims, run_dir / project.claims_file, index=False)
+        write_table(result.claims, (run_dir / project.claims_file).with_suffix(""), csv=False,
+                    caption=f"{project.name}: claims and whether each holds", label=f"tab:{project.name}-claims")
 
 
 def run_study(study: Study, run_dir: Path, *, cache: Cache, figures: bool = True, workers: int = 1,
@@ -174,6 +188,9 @@ def run_study(study: Study, run_dir: Path, *, cache: Cache, figures: bool = True
         from sdloop.report.figures import figure_jobs
 
         out = run_dir / study.project.output
-        report.figures = save_figures(figure_jobs(result), out, cache, reused, workers)
+        jobs = figure_jobs(result)
+        report.figures = save_figures(jobs, out, cache, reused, workers)
+        report.titles = {(out / job.stem).relative_to(run_dir).as_posix(): " ".join(str(job.payload["title"]).split())
+                         for job in jobs if job.payload.get("title")}
         dominance_figures(result, out, cache, reused)
     return report

@@ -65,7 +65,7 @@ def booktabs(frame: pd.DataFrame, *, formats: Mapping[str, str] | None = None, c
 
 def write_table(frame: pd.DataFrame, stem: str | Path, *, formats: Mapping[str, str] | None = None,
                 caption: str | None = None, label: str | None = None, float_format: str | None = "%.6g",
-                csv: bool = True) -> list[Path]:
+                csv: bool = True, headers: Mapping[str, str] | None = None) -> list[Path]:
     """``STEM.csv`` (unless ``csv`` is False) and ``STEM.tex`` of ``frame``."""
     stem = Path(stem)
     written = []
@@ -73,5 +73,5 @@ def write_table(frame: pd.DataFrame, stem: str | Path, *, formats: Mapping[str, 
         written.append(write_csv(frame, stem.with_suffix(".csv"), index=False, float_format=float_format,
                                  na_rep=""))
     written.append(atomic_write_text(stem.with_suffix(".tex"), booktabs(frame, formats=formats, caption=caption,
-                                                                         label=label)))
+                                                                         label=label, headers=headers)))
     return written
