@@ -263,3 +263,17 @@ def test_sigterm_is_handled_like_ctrl_c_and_leaves_nothing_half_written(tmp_path
     assert process.returncode == 143, err
     assert "sdloop: terminated" in err and "Traceback" not in err, err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_empty_equation_is_refused_at_its_line(capsys, tmp_path):
+    """Found by tests/test_fuzz.py: a doubled '|' made PySD drop every later equation (the control
+    section too) and the numpy engine fail with KeyError."""
+    text = GOOD.read_text()
+    first_bar = text.index("|")
+    path = tmp_path / "bars.mdl"
+    path.write_text(text[:first_bar + 1] + "\n\t|" + text[first_bar + 1:])
+    line = text[:first_bar].count("\n") + 2
+    for command in (["simulate", path], ["check", path]):
+        status, err = sdloop(capsys, *command)
+        assert status == 2
+        assert f"{path}:{line}: an empty equation" in one_line(err)

@@ -149,7 +149,7 @@ def test_a_changed_or_partial_cache_entry_is_rebuilt_and_never_run(tmp_path, cac
 def test_a_cache_that_is_a_file(tmp_path, monkeypatch, capsys):
     (tmp_path / "cache").write_text("not a folder")
     monkeypatch.setenv("SDLOOP_CACHE", str(tmp_path / "cache"))
-    assert main(["simulate", str(fresh_model(tmp_path))]) == 2
+    assert main(["simulate", str(fresh_model(tmp_path)), "--engine", "pysd"]) == 2
     err = capsys.readouterr().err
     assert f"cannot use the translation cache {tmp_path / 'cache'}: is a file, not a folder" in err
     assert "Traceback" not in err
@@ -158,5 +158,5 @@ def test_a_cache_that_is_a_file(tmp_path, monkeypatch, capsys):
 def test_an_open_cache_folder_is_made_private(tmp_path, cache, capsys):
     cache.mkdir(mode=0o777)
     cache.chmod(0o777)
-    assert main(["simulate", str(fresh_model(tmp_path)), "--out", str(tmp_path / "o.csv")]) == 0
+    assert main(["simulate", str(fresh_model(tmp_path)), "--engine", "pysd", "--out", str(tmp_path / "o.csv")]) == 0
     assert stat.S_IMODE(cache.stat().st_mode) == 0o700

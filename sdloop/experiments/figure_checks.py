@@ -28,12 +28,13 @@ def selected(study, spec: FigureSpec, dim: str) -> list[str]:
 
 
 def entries_of(study, chosen, dim: str) -> list[str]:
-    """The entries of ``dim`` a selection covers (None: every entry), in declared order."""
+    """The entries of ``dim`` a selection covers, in the order chosen (None: every entry, in
+    declared order)."""
     names = list(study.project.entries(dim))
     if chosen is None:
         return names
     wanted = [chosen] if isinstance(chosen, str) else list(chosen)
-    return [n for n in names if n in wanted]
+    return [n for n in wanted if n in names]
 
 
 def plot_dims(study, opts: PlotOptions, available: dict | None = None) -> tuple[str | None, str | None, list[str]]:

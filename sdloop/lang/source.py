@@ -156,6 +156,9 @@ def split_equations(path: Path, text: str) -> list[Equation]:
                 break
             chunk_start, chunk = chunk_start + cut, chunk[cut:]
         if not chunk.strip():
+            if terminated and chunk_start > start:  # "| |": PySD stops reading the equations here
+                raise ModelFileError("an empty equation (a '|' with nothing before it): PySD reads no equation "
+                                     "after it; remove it", file=path, line=_line_of(text, chunk_start + len(chunk)))
             continue
         offset = chunk_start + (len(chunk) - len(chunk.lstrip()))
         if chunk.strip().startswith("*") or chunk.strip().startswith(":"):

@@ -42,7 +42,8 @@ def write_discovery(outcome: Outcome, box: Box, out: Path, threshold: float = 0.
                     units: dict | None = None) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written = write_table(box.limits, out / "box", caption=f"Region where {outcome.what}: coverage "
-                          f"{box.coverage:.1%}, density {box.density:.1%}", label="tab:discovery")
+                          f"{box.coverage:.1%}, density {box.density:.1%}", label="tab:discovery",
+                          float_format=None)  # limits in full: rounding a limit can drop the draw that sits on it
     if not box.trajectory.empty:
         written.append(write_csv(box.trajectory, out / "peeling.csv", index_label="step", float_format="%.6g"))
     text = ["# Scenario discovery", "", *summary_lines(outcome, box, threshold), "",
