@@ -148,7 +148,7 @@ def test_cache_entry_is_verified_and_rebuilt_when_damaged(compiler, tmp_path, mo
     (entry,) = tmp_path.glob("kernel-*")
     manifest = json.loads((entry / "manifest.json").read_text())
     library = entry / manifest["library"]
-    assert manifest["sha256"] == cbuild._sha256(library)
+    assert manifest["sha256"] == cbuild.file_sha256(library)
     assert not list(tmp_path.glob(".build-*"))  # built elsewhere and renamed into place
     damaged = library.with_name("damaged")
     damaged.write_bytes(library.read_bytes()[:-16] + b"\0" * 16)

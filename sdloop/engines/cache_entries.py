@@ -46,7 +46,8 @@ def private_cache(root: Path) -> Path:
     return root
 
 
-def _digest(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file's bytes, as hex (read in 1 MiB blocks)."""
     h = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -61,7 +62,7 @@ def _files(folder: Path) -> list[str]:
 
 def seal(folder: Path) -> None:
     """Record the hash of every file in ``folder`` (call when the entry is complete)."""
-    record = {name: _digest(folder / name) for name in _files(folder)}
+    record = {name: file_sha256(folder / name) for name in _files(folder)}
     (folder / ENTRY_FILE).write_text(json.dumps(record, indent=1, sort_keys=True) + "\n", encoding="utf-8")
 
 
@@ -71,7 +72,7 @@ def intact(folder: Path) -> bool:
         record = json.loads((folder / ENTRY_FILE).read_text(encoding="utf-8"))
         if not isinstance(record, dict) or sorted(record) != _files(folder):
             return False
-        return all(not (folder / name).is_symlink() and _digest(folder / name) == digest
+        return all(not (folder / name).is_symlink() and file_sha256(folder / name) == digest
                    for name, digest in record.items())
     except (OSError, ValueError, UnicodeDecodeError):
         return False

@@ -40,7 +40,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from sdloop.engines.cache_entries import private_cache
+from sdloop.engines.cache_entries import file_sha256, private_cache
 from sdloop.engines.ccodegen import CKernel
 from sdloop.engines.pysd_model import cache_dir
 
@@ -125,20 +125,12 @@ def build_key(kernel: CKernel, compiler: Compiler) -> str:
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:24]
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _verified_library(directory: Path) -> Path | None:
     """The library in a cache entry if its manifest's hash matches, else None."""
     try:
         manifest = json.loads((directory / "manifest.json").read_text())
         library = directory / manifest["library"]
-        if _sha256(library) == manifest["sha256"]:
+        if file_sha256(library) == manifest["sha256"]:
             return library
     except (OSError, ValueError, KeyError, TypeError):
         pass
@@ -209,7 +201,7 @@ def load_kernel(kernel: CKernel):
         try:
             built = _compile(kernel, module, work, compiler)
             (work / "manifest.json").write_text(json.dumps(
-                {"library": built.name, "sha256": _sha256(built), "compiler": compiler.identity,
+                {"library": built.name, "sha256": file_sha256(built), "compiler": compiler.identity,
                  "flags": list(FLAGS), "libraries": list(LIBRARIES)}, indent=1))
             for path in work.rglob("*.o"):
                 path.unlink()

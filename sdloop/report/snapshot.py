@@ -38,9 +38,14 @@ def copy_inputs(run_dir: Path, files: Mapping[str, str | Path]) -> dict[str, str
 
 
 def project_files(project) -> dict[str, str | Path]:
-    """Every file a project reads: itself, its model (and the model's loop names), cases,
-    strategies, scenarios, fitted values and uncertain parameters."""
-    files = {"model": project.model, **{k: Path(v) for k, v in project.inputs().items()}}
+    """Every file a project file refers to: itself, its model (and the model's loop names), cases,
+    strategies, scenarios, fitted values and uncertain parameters, including entries a command
+    left out with ``--cases`` and the like, so the copied project opens on its own."""
+    from sdloop.experiments.project import load_project
+
+    complete = load_project(project.path, uncalibrated=project.uncalibrated)
+    files = {"model": project.model, **{k: Path(v) for k, v in complete.inputs().items()},
+             **{k: Path(v) for k, v in project.inputs().items()}}
     sidecar = sidecar_path(project.model)
     if sidecar.exists():
         files["loop names"] = sidecar
