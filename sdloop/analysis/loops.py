@@ -36,6 +36,7 @@ import numpy as np
 import sympy
 
 from sdloop.errors import ModelFileError, SdloopError
+from sdloop.analysis.derivatives import link_derivative
 from sdloop.engines.euler import CompiledEquation, Trajectory
 from sdloop.lang.source import normalize
 from sdloop.structure.build import ModelStructure
@@ -108,16 +109,6 @@ def causal_graph(structure: ModelStructure) -> nx.DiGraph:
                 if src is not None and src.name in graph:
                     graph.add_edge(src.name, var.name, derivative=link_derivative(var.equation, sym), sign=None)
     return graph
-
-
-def link_derivative(expr: sympy.Expr, symbol: sympy.Symbol) -> sympy.Expr:
-    """d expr / d symbol; the derivatives sympy leaves unevaluated (of INTEGER's floor,
-    MODULO's steps) and the Dirac deltas of SIGN are zero wherever they are defined."""
-    derivative = sympy.diff(expr, symbol)
-    if derivative.has(sympy.Derivative, sympy.DiracDelta):
-        derivative = derivative.replace(lambda e: isinstance(e, (sympy.Derivative, sympy.DiracDelta)),
-                                        lambda e: sympy.Integer(0))
-    return derivative
 
 
 def _sign_of_values(values: np.ndarray) -> str | None:
