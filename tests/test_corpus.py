@@ -11,6 +11,7 @@ runner, the numpy engine, ``check`` and ``loops``.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import warnings
@@ -101,7 +102,7 @@ def test_check_and_loops_never_crash(name, capsys):
         assert main(["loops", str(CORPUS / name)]) == 0
 
 
-def test_loops_pass_through_constructs_only_pysd_runs(capsys):
+def test_loops_pass_through_constructs_only_pysd_runs(capsys, tmp_path):
     """opaque_loops.mdl: ALLOCATE BY PRIORITY, RANDOM UNIFORM and VECTOR SORT ORDER, which
     sdloop does not write out, on feedback loops. A link along an input the construct never
     falls with (supply, a draw's upper bound) is "+", one along a priority has no sign, and so
@@ -124,6 +125,10 @@ def test_loops_pass_through_constructs_only_pysd_runs(capsys):
     assert main(["check", str(CORPUS / "opaque_loops.mdl")]) == 0
     out = capsys.readouterr().out
     assert "warning: shipments: ALLOCATE BY PRIORITY is run by PySD only" in out and " error: " not in out
+    assert main(["loops", str(CORPUS / "opaque_loops.mdl"), "--out", str(tmp_path / "out")]) == 0
+    listed = json.loads((tmp_path / "out" / "loops.json").read_text())["loops"]
+    assert {loop["polarity"] for loop in listed} == {"B", "R", NO_SIGN}
+    assert (tmp_path / "out" / "causal_loop_diagram.png").stat().st_size > 0
 
 
 @pytest.mark.parametrize("name", CHECK_CLEAN)
