@@ -104,3 +104,44 @@ def test_compare_refuses_a_folder_that_is_not_a_run_in_one_line(tmp_path, two_ru
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "manifest.json" in result.stderr
     assert not (tmp_path / "results").exists()
+
+
+GROWTH = """{UTF-8}
+S = INTEG(g * S * effort, 1) ~ Widgets ~ Start: one widget (test). |
+g = 0.1 ~ 1/Year ~ Assumed, range 0.05-0.2 (test). |
+effort = 1 ~ Dmnl ~ Assumed: strategy lever (test). |
+INITIAL TIME = 0 ~ Year ~ Start. |
+FINAL TIME = 10 ~ Year ~ End. |
+TIME STEP = 0.25 ~ Year ~ Step. |
+SAVEPER = TIME STEP ~ Year ~ Save. |
+"""
+
+
+def test_compare_two_ensembles_gives_statistic_and_claim_deltas(tmp_path):
+    (tmp_path / "m.mdl").write_text(GROWTH)
+    (tmp_path / "u.toml").write_text('[parameters.g]\ndistribution = "uniform"\nlow = 0.05\nhigh = 0.2\n'
+                                     'source = "assumed (test)"\n')
+    project = tmp_path / "p.project.toml"
+    project.write_text('name = "p"\nmodel = "m.mdl"\n'
+                       '[metrics.final]\nexpr = \'at("S", 10)\'\nbetter = "higher"\n'
+                       '[strategies.low]\ndescription = "d"\n[strategies.low.parameters]\neffort = 0.5\n'
+                       '[strategies.high]\ndescription = "d"\n[strategies.high.parameters]\neffort = 1.5\n'
+                       '[[claims]]\nname = "high_wins"\ntext = "t"\n'
+                       'holds = \'final(strategy="high") > final(strategy="low") * 3\'\n'
+                       '[ensemble]\nuncertainty = "u.toml"\nsamples = 32\nseed = 1\n')
+    for name, seed in (("a", "1"), ("b", "2")):
+        done = sdloop("ensemble", project, "--out", tmp_path / name, "--seed", seed, "--no-figures")
+        assert done.returncode == 0, done.stderr
+    result = sdloop("compare", tmp_path / "a", tmp_path / "b", "--out", tmp_path / "cmp")
+    assert result.returncode == 0, result.stderr
+    deltas = pd.read_csv(tmp_path / "cmp" / "ensemble_deltas.csv")
+    assert set(deltas["statistic"]) == {"median", "mean", "p_best", "max_regret"}
+    assert set(deltas["strategy"]) == {"low", "high"}
+    median = deltas[(deltas.statistic == "median") & (deltas.strategy == "high")].iloc[0]
+    assert median.A != median.B and median.change == pytest.approx(median.B - median.A)  # other draws
+    best = deltas[(deltas.statistic == "p_best") & (deltas.strategy == "high")].iloc[0]
+    assert best.A == best.B == 1.0  # high effort wins on every draw of both ensembles
+    claims = pd.read_csv(tmp_path / "cmp" / "claim_deltas.csv")
+    row = claims[claims.claim == "high_wins"].iloc[0]
+    assert row.measure == "share_of_draws" and 0 < row.A < 1 and 0 < row.B < 1  # depends on g
+    assert "## Ensemble" in (tmp_path / "cmp" / "compare.md").read_text()

@@ -119,3 +119,56 @@ def test_an_ensemble_leaves_blown_up_runs_out_and_says_how_many(tmp_path, capsys
     failed = int(table.nonfinite_runs.iloc[0])
     assert 0 < failed < 8 and f"{failed} of 8 ensemble runs" in err
     assert table.missing.iloc[0] == pytest.approx(failed / 8)
+
+
+def test_claim_shares_leave_out_draws_on_which_a_run_blew_up(tmp_path, capsys):
+    """A blown-up run has no metrics; counted, it would make every claim that uses it fail. The
+    share is over the draws where every run stayed finite, and samples.parquet agrees."""
+    import pandas as pd
+
+    path = project(tmp_path, '[metrics.final]\nexpr = \'at("S", 10)\'\nbetter = "lower"\n'
+                             '[strategies.calm]\ndescription = "d"\n[strategies.calm.parameters]\nh = 0\n'
+                             '[strategies.wild]\ndescription = "d"\n[strategies.wild.parameters]\nh = 1\n'
+                             '[[claims]]\nname = "calm_lower"\ntext = "t"\n'
+                             'holds = \'final(strategy="calm") <= final(strategy="wild")\'\n'
+                             '[ensemble]\nuncertainty = "u.toml"\nsamples = 16\nseed = 1\n',
+                   model=BLOWUP.replace("S * S * g", "0.1 + h * IF THEN ELSE(g > 1.6, S * S, 0)")
+                   + "h = 0 ~ Dmnl ~ Assumed: strategy switch (test). |\n")
+    (tmp_path / "u.toml").write_text('[parameters.g]\ndistribution = "uniform"\nlow = 0.5\nhigh = 2\n'
+                                     'source = "assumed (test)"\n')
+    out = tmp_path / "results"
+    status = main(["ensemble", str(path), "--results", str(out), "--no-figures", "--save-samples"])
+    err = capsys.readouterr().err
+    assert status == 0, err
+    failed = int(pd.read_csv(out / "latest" / "robustness.csv").drop_duplicates("strategy")["nonfinite_runs"].sum())
+    assert 0 < failed < 16, err  # only "wild" blows up, on some draws
+    claims = pd.read_csv(out / "latest" / "claims.csv").set_index("claim")
+    assert claims.loc["calm_lower", "draws"] == 16 - failed
+    assert claims.loc["calm_lower", "share_of_draws"] == 1.0  # where wild is finite it equals calm
+    per_draw = pd.read_parquet(out / "latest" / "claims_draws.parquet")["calm_lower"]
+    assert int(per_draw.isna().sum()) == failed and per_draw.dropna().astype(bool).all()
+
+
+def test_a_results_cache_entry_changed_after_it_was_written_is_not_used(tmp_path):
+    """Entries are sealed with each file's SHA-256: a changed array file, a changed figure or an
+    added file makes the entry a miss (and it is removed), never a silent wrong result."""
+    import numpy as np
+
+    from sdloop.report.cache import Cache
+
+    cache = Cache(tmp_path / "cache")
+    cache.put_arrays("runs", "ab12", {"x": np.arange(3.0)}, {"note": "n"})
+    arrays, meta = cache.get_arrays("runs", "ab12")
+    assert arrays["x"].tolist() == [0.0, 1.0, 2.0] and meta == {"note": "n"}
+    assert (tmp_path / "cache").stat().st_mode & 0o077 == 0
+    entry = tmp_path / "cache" / "runs" / "ab" / "ab12"
+    np.savez(entry / "arrays.npz", x=np.arange(3.0) + 1)  # someone rewrote it
+    assert cache.get_arrays("runs", "ab12") is None and not entry.exists()
+
+    (tmp_path / "figs").mkdir()
+    (tmp_path / "figs" / "a.png").write_bytes(b"png")
+    cache.put_files("figures", "cd34", tmp_path / "figs", [tmp_path / "figs" / "a.png"])
+    assert [p.name for p in cache.get_files("figures", "cd34", tmp_path / "out")] == ["a.png"]
+    entry = tmp_path / "cache" / "figures" / "cd" / "cd34"
+    (entry / "extra.png").write_bytes(b"added")
+    assert cache.get_files("figures", "cd34", tmp_path / "out2") is None and not (tmp_path / "out2").exists()

@@ -109,7 +109,9 @@ def claim_fails(claims: pd.DataFrame, samples: pd.DataFrame, meta: dict, *, clai
     case = samples["case"].iloc[0]
     rows = samples[samples["case"] == case].drop_duplicates("draw").set_index("draw")
     held = claims.set_index("draw")[claim].reindex(rows.index)
-    return Outcome(varied(rows[meta["inputs"]].reset_index(drop=True)), ~held.fillna(False).to_numpy(dtype=bool),
+    judged = held.notna().to_numpy()  # draws on which a run blew up carry no verdict
+    rows, held = rows[judged], held[judged].astype(bool)
+    return Outcome(varied(rows[meta["inputs"]].reset_index(drop=True)), ~held.to_numpy(dtype=bool),
                    f"claim {claim} does not hold (inputs of case {case})")
 
 

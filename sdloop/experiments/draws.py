@@ -115,6 +115,13 @@ class DrawResult:
     nonfinite: dict  # key -> (n,) bool
     inputs: dict = field(default_factory=dict)  # case -> {uncertain parameter: (n,) sampled values}
 
+    @property
+    def usable(self) -> np.ndarray:
+        """(n,) bool: draws on which every run stayed finite (claims are judged on these only: a
+        run that blew up has no metrics, so a comparison with it would count as a failed claim)."""
+        bad = [np.asarray(v, dtype=bool) for v in self.nonfinite.values()]
+        return ~np.any(bad, axis=0) if bad else np.array(True)
+
 
 def evaluate_draws(design: EnsembleDesign, space: UncertaintySpace, unit: np.ndarray,
                    keys: Sequence[tuple] | None = None, *, stacked: bool | None = None) -> DrawResult:

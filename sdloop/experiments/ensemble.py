@@ -136,9 +136,11 @@ def run_chunk(chunk: Chunk) -> ChunkSummary:
             claims[claim.name] = result
             continue
         held, seen = result
-        claims[claim.name] = {"held": int(np.sum(held)), "draws": int(held.size),
+        usable = np.broadcast_to(found.usable, np.shape(held))  # draws where a run blew up are left out
+        values = {label: np.asarray(v, dtype=float)[usable] for label, v in dict(seen).items()}
+        claims[claim.name] = {"held": int(np.sum(np.asarray(held)[usable])), "draws": int(usable.sum()),
                               "values": {label: (float(np.sum(v[np.isfinite(v)])), int(np.isfinite(v).sum()))
-                                         for label, v in dict(seen).items()}}
+                                         for label, v in values.items()}}
     tables = chunk_tables(design, found, chunk.start) if chunk.keep_samples else None
     return ChunkSummary(chunk.index, n, parts, sums, claims, found.band_times, tables)
 

@@ -258,6 +258,6 @@ def select(available: Mapping[str, Overrides], wanted: str | None, kind: str) ->
     unknown = [n for n in names if n not in available]
     if unknown:
         raise OverrideError(
-            f"unknown {kind} {', '.join(repr(n) for n in unknown)}; known {kind}s: {', '.join(available)}"
+            f"unknown {kind} {', '.join(repr(n) for n in unknown)}; known: {', '.join(available)}"
         )
     return [available[n] for n in names]

@@ -36,8 +36,9 @@ def chunk_tables(design, found, start: int) -> tuple[pd.DataFrame, pd.DataFrame 
             frame[spec.name] = np.asarray(values[spec.name], dtype=float)
         frames.append(frame)
     samples = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    held = {name: np.asarray(result[0], dtype=bool) for name, result in found.claims.items()
-            if not isinstance(result, str)}
+    usable = found.usable  # a draw on which a run blew up: the claim is not judged (missing)
+    held = {name: pd.array(np.where(usable, np.asarray(result[0], dtype=bool), None), dtype="boolean")
+            for name, result in found.claims.items() if not isinstance(result, str)}
     if not held:
         return samples, None
     n = len(next(iter(held.values())))

@@ -5,7 +5,10 @@ parameters, the specification (metrics, figure payloads, ensemble design) and th
 (a digest of sdloop's own source files), so an edit to any of them misses. Entries live under
 ``$SDLOOP_CACHE/results`` (default ``~/.cache/sdloop/results``) as plain files: arrays in
 ``.npz`` files loaded with ``allow_pickle=False``, figures and tables as they are. Every entry
-is written under a temporary name and renamed into place, so a reader never sees half of one.
+is written under a temporary name, sealed with the SHA-256 of each file
+(``sdloop.engines.cache_entries``) and renamed into place; an entry that is not exactly what was
+sealed (changed, truncated, files added) is discarded and the work done again. The folder is
+private to the user (0700).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Iterable, Iterator, Mapping
 import numpy as np
 import pandas as pd
 
+from sdloop.engines.cache_entries import ENTRY_FILE, discard, intact, private_cache, seal
 from sdloop.version import __version__
 
 
@@ -102,12 +106,24 @@ class Cache:
     def _dir(self, kind: str, key: str) -> Path:
         return self.root / kind / key[:2] / key
 
+    def _found(self, kind: str, key: str) -> Path | None:
+        """The entry's folder when it is intact; a damaged one is discarded (counted as a miss)."""
+        where = self._dir(kind, key)
+        if where.is_dir() and intact(where):
+            return where
+        if where.exists():
+            discard(where)
+        self.misses += 1
+        return None
+
     # arrays --------------------------------------------------------------
     def get_arrays(self, kind: str, key: str) -> tuple[dict, dict] | None:
         """(arrays, metadata) of an entry, or None."""
         if not self.enabled:
             return None
-        where = self._dir(kind, key)
+        where = self._found(kind, key)
+        if where is None:
+            return None
         try:
             meta = json.loads((where / "meta.json").read_text(encoding="utf-8"))
             with np.load(where / "arrays.npz", allow_pickle=False) as data:
@@ -130,13 +146,12 @@ class Cache:
         """Copy an entry's files into ``dest`` (same relative names); None when missing."""
         if not self.enabled:
             return None
-        where = self._dir(kind, key)
-        if not (where / ".complete").exists():
-            self.misses += 1
+        where = self._found(kind, key)
+        if where is None:
             return None
         copied = []
         for path in sorted(where.rglob("*")):
-            if path.is_file() and path.name != ".complete":
+            if path.is_file() and path.name != ENTRY_FILE:
                 target = dest / path.relative_to(where)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
@@ -159,17 +174,18 @@ class Cache:
                 target = work / Path(path).relative_to(base)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(path, target)
-            (work / ".complete").write_text("", encoding="utf-8")
 
     # writing ---------------------------------------------------------------
     @contextmanager
     def _entry(self, kind: str, key: str) -> Iterator[Path]:
         """A temporary directory renamed to the entry when the block succeeds."""
         final = self._dir(kind, key)
+        private_cache(self.root)
         final.parent.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix=".tmp-", dir=final.parent))
         try:
             yield work
+            seal(work)
             os.rename(work, final)
         except OSError:  # another process stored the same entry meanwhile, or the disk is full
             pass

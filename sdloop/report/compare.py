@@ -4,6 +4,9 @@
 ``changes.diff`` (a unified diff of every model and input file that differs, from the copies
 each run keeps in ``inputs/``), ``parameters.csv`` (constants that differ, run by run),
 ``metric_deltas.csv`` and ``.tex`` (every metric in both runs, its change and relative change),
+``ensemble_deltas.csv`` (for ensembles in both: each strategy's median, mean, probability of
+being best and maximum regret per metric, A, B and the change), ``claim_deltas.csv`` (each
+claim: holds, or its share of draws, in A and B),
 ``trajectory_changes.csv`` (per variable, the largest change relative to its scale) and
 ``changed_trajectories.pdf``/``.png`` (the variables that changed most, run A against run B).
 """
@@ -21,6 +24,10 @@ import pandas as pd
 from sdloop.errors import SdloopError
 from sdloop.experiments.metrics import DIMS
 from sdloop.report.output import atomic_write_text, write_csv
+
+ROBUSTNESS = "robustness.csv"
+ENSEMBLE_KEYS = ["case", "scenario", "strategy", "metric"]
+ENSEMBLE_STATS = ["median", "mean", "p_best", "max_regret"]
 
 
 @dataclass(frozen=True)
@@ -45,6 +52,15 @@ class RunInfo:
         """Every model and input file: name -> {path, sha256} (models as 'PROJECT/model')."""
         found = {f"{name}/model": entry for name, entry in self.manifest.get("models", {}).items()}
         found.update(self.manifest.get("inputs", {}))
+        return found
+
+    def ensembles(self) -> dict[str, Path]:
+        """Project -> its ensemble folder: from a run directory's notes, or the folder itself when
+        it was written by ``sdloop ensemble`` (it holds robustness.csv)."""
+        found = {project: self.path / out["ensemble"] for project, out in self.outputs.items()
+                 if out.get("ensemble") and (self.path / out["ensemble"] / ROBUSTNESS).exists()}
+        if not found and (self.path / ROBUSTNESS).exists():
+            found = {project: self.path for project in self.manifest.get("models", {}) or {"": None}}
         return found
 
     def table(self, project: str, key: str) -> pd.DataFrame | None:
@@ -135,6 +151,56 @@ def metric_deltas(a: RunInfo, b: RunInfo) -> pd.DataFrame:
     return table[columns]
 
 
+def ensemble_deltas(a: RunInfo, b: RunInfo) -> pd.DataFrame:
+    """For every project with an ensemble in both: per case, scenario, strategy and metric, each
+    statistic of robustness.csv (median, mean, probability of being best, maximum regret) in A
+    and B and its change."""
+    frames = []
+    ea, eb = a.ensembles(), b.ensembles()
+    for project in [p for p in ea if p in eb]:
+        ta, tb = (pd.read_csv(e[project] / ROBUSTNESS, keep_default_na=False, na_values=[""]) for e in (ea, eb))
+        merged = ta.merge(tb, on=ENSEMBLE_KEYS, how="outer", suffixes=(" A", " B"))
+        for stat in [c for c in ENSEMBLE_STATS if c in ta and c in tb]:
+            part = merged[ENSEMBLE_KEYS].copy()
+            part.insert(0, "project", project)
+            part["statistic"] = stat
+            part["A"], part["B"] = merged[f"{stat} A"], merged[f"{stat} B"]
+            frames.append(part)
+    columns = ["project", *ENSEMBLE_KEYS, "statistic", "A", "B", "change"]
+    if not frames:
+        return pd.DataFrame(columns=columns)
+    table = pd.concat(frames, ignore_index=True)
+    table["change"] = pd.to_numeric(table["B"], errors="coerce") - pd.to_numeric(table["A"], errors="coerce")
+    return table[columns]
+
+
+def claim_deltas(a: RunInfo, b: RunInfo) -> pd.DataFrame:
+    """Each claim of a project in both runs: whether it holds (a run) and its share of draws (an
+    ensemble), in A and B."""
+    rows = []
+
+    def claims(run: RunInfo, project: str) -> dict[str, dict]:
+        found: dict[str, dict] = {}
+        table = run.table(project, "claims")
+        for row in [] if table is None else table.itertuples(index=False):
+            found.setdefault(row.claim, {})["holds"] = row.holds
+        folder = run.ensembles().get(project)
+        if folder is not None and (folder / "claims.csv").exists():
+            for row in pd.read_csv(folder / "claims.csv").itertuples(index=False):
+                found.setdefault(row.claim, {})["share_of_draws"] = row.share_of_draws
+        return found
+
+    for project in dict.fromkeys([*a.outputs, *a.ensembles(), *b.outputs, *b.ensembles()]):
+        ca, cb = claims(a, project), claims(b, project)
+        for claim in dict.fromkeys([*ca, *cb]):
+            for what in ("holds", "share_of_draws"):
+                va, vb = ca.get(claim, {}).get(what), cb.get(claim, {}).get(what)
+                if va is not None or vb is not None:
+                    rows.append({"project": project, "claim": claim, "measure": what, "A": va, "B": vb,
+                                 "changed": str(va) != str(vb)})
+    return pd.DataFrame(rows, columns=["project", "claim", "measure", "A", "B", "changed"])
+
+
 def trajectory_changes(a: RunInfo, b: RunInfo) -> tuple[pd.DataFrame, dict]:
     """Per project and variable: the largest |B - A| over runs and times relative to the variable's
     largest |value|, the run where it is largest; and the two series of that run (for figures)."""
@@ -181,6 +247,12 @@ def compare_runs(a_path: str | Path, b_path: str | Path, out: Path, *, top: int 
     deltas = metric_deltas(a, b)
     write_table(deltas, out / "metric_deltas", formats={"change": ".4g", "relative change": ".3g"}, caption=f"Metrics of run B ({b.path.name}) against run A "
                                                        f"({a.path.name})", label="tab:metric-deltas")
+    ensemble = ensemble_deltas(a, b)
+    if len(ensemble):
+        write_csv(ensemble, out / "ensemble_deltas.csv", index=False, float_format="%.6g")
+    claims = claim_deltas(a, b)
+    if len(claims):
+        write_csv(claims, out / "claim_deltas.csv", index=False)
     changes, series = trajectory_changes(a, b)
     write_csv(changes, out / "trajectory_changes.csv", index=False, float_format="%.6g")
     moved = changes[changes["relative_to_scale"] > 1e-9].head(top)
@@ -199,6 +271,17 @@ def compare_runs(a_path: str | Path, b_path: str | Path, out: Path, *, top: int 
             .head(15).itertuples(index=False):
         where = "/".join(str(v) for v in row[1:-5] if isinstance(v, str) and v)
         lines.append(f"- {row.project} {where}: {row.metric} {row.A} -> {row.B}")
+    if len(ensemble):
+        moved_stats = ensemble[ensemble["change"].fillna(0).abs() > 0]
+        lines += ["", f"## Ensemble ({len(moved_stats)} of {len(ensemble)} statistics changed: ensemble_deltas.csv)", ""]
+        for row in moved_stats[moved_stats["statistic"].isin(["p_best", "median"])] \
+                .sort_values("change", key=lambda s: -s.abs()).head(10).itertuples(index=False):
+            lines.append(f"- {row.project} {row.case}/{row.scenario}/{row.strategy}: {row.metric} {row.statistic} "
+                         f"{row.A:.4g} -> {row.B:.4g}")
+    if len(claims):
+        lines += ["", f"## Claims ({int(claims['changed'].sum())} of {len(claims)} changed: claim_deltas.csv)", ""]
+        lines += [f"- {r.project}: {r.claim} ({r.measure}): {r.A} -> {r.B}"
+                  for r in claims[claims["changed"]].itertuples(index=False)] or ["- none changed"]
     lines += ["", "## Trajectories that changed most (trajectory_changes.csv; changed_trajectories.pdf)", ""]
     lines += [f"- {r.project}: {r.variable}: up to {100 * r.relative_to_scale:.3g}% of its scale ({r.run or 'run'}, "
               f"t = {r.time:g})" for r in moved.itertuples()] or ["- none"]

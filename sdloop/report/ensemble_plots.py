@@ -63,10 +63,10 @@ def sobol_bars(table: pd.DataFrame, output: str, *, ax=None, title: str | None =
             label="first order (S1)", error_kw={"lw": 0.5, "capsize": 1})
     ax.set_yticks(y, rows["parameter"], fontsize=5.5)
     ax.set_xlim(0, 1.05)
-    if len(rows) and float(np.nanmax(rows["ST"])) > 1.05:
-        ax.text(0.98, 0.02, "indices above 1: output nearly constant,\nestimates unreliable", transform=ax.transAxes,
-                ha="right", va="bottom", fontsize=5, color="0.3")
-    ax.set_xlabel("Sobol index (share of output variance)")
+    note = ""
+    if len(rows) and float(np.nanmax(rows["ST"])) > 1.05:  # said under the axis, where no legend or bar is
+        note = "\nindices above 1: output nearly constant, estimates unreliable"
+    ax.set_xlabel("Sobol index (share of output variance)" + note)
     ax.set_title(title or (labels or {}).get(output, output).replace("\n", " "), loc="left")
     return ax
 
@@ -74,6 +74,11 @@ def sobol_bars(table: pd.DataFrame, output: str, *, ax=None, title: str | None =
 def sobol_figure(table: pd.DataFrame, *, title: str | None = None, labels: Mapping[str, str] | None = None):
     """One tornado-style panel per output with indices."""
     outputs = [o for o in table["output"].unique() if table.loc[table["output"] == o, "ST"].notna().any()]
+    constant = [o for o in outputs if not (table.loc[table["output"] == o, "ST"].abs() > 0).any()]
+    if constant and len(constant) < len(outputs):  # no variance to apportion: an empty panel says nothing
+        outputs = [o for o in outputs if o not in constant]
+        title = title and (f"{title}\n(constant over the samples, not shown: "
+                           f"{', '.join((labels or {}).get(o, o).replace(chr(10), ' ') for o in constant)})")
     fig, axes = plotting.panel_grid(len(outputs), ncols=2, height=plotting.PANEL_HEIGHT * 1.1)
     for ax, output in zip(axes, outputs):
         sobol_bars(table, output, ax=ax, labels=labels)
@@ -92,11 +97,20 @@ def best_probability(table: pd.DataFrame, *, ax=None, title: str | None = None,
     table = table.dropna(subset=["p_best"])
     grid = table.pivot(index="strategy", columns="metric", values="p_best")
     grid = grid.reindex(index=list(dict.fromkeys(table["strategy"])), columns=list(dict.fromkeys(table["metric"])))
+    tied = [m for m in grid.columns if (grid[m] == 1).all()]  # every strategy best on every draw: nothing to show
+    if tied and len(tied) < len(grid.columns):
+        grid = grid.drop(columns=tied)
+        title = f"{title or 'Probability of being best'}\n(all strategies tied, not shown: " \
+                f"{', '.join((labels or {}).get(m, m).replace(chr(10), ' ') for m in tied)})"
     ax.imshow(grid.to_numpy(dtype=float), cmap="Greys", vmin=0, vmax=1.6, aspect="auto")
     for (i, j), value in np.ndenumerate(grid.to_numpy(dtype=float)):
         ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=5.5,
                 color="white" if value > 0.9 else "black")
-    ax.set_xticks(range(len(grid.columns)), [(labels or {}).get(m, m) for m in grid.columns], fontsize=5.5)
+    names = [(labels or {}).get(m, m).replace("\n", " ") for m in grid.columns]
+    if len(names) > 4 or max(map(len, names), default=0) > 12:  # slanted, so long labels never overlap
+        ax.set_xticks(range(len(names)), names, fontsize=5.5, rotation=35, ha="right", rotation_mode="anchor")
+    else:
+        ax.set_xticks(range(len(names)), names, fontsize=5.5)
     ax.set_yticks(range(len(grid.index)), [s.replace("_", " ") for s in grid.index], fontsize=5.5)
     ax.tick_params(length=0)
     for side in ("left", "bottom"):
@@ -111,6 +125,12 @@ def regret_figure(table: pd.DataFrame, *, title: str | None = None, labels: Mapp
     the minimax-regret strategy in black. Regret is in the metric's own unit (``units``); a
     strategy with no value on any draw (an undefined ratio) has no bar and says so."""
     metrics = list(dict.fromkeys(table.dropna(subset=["p_best"])["metric"]))
+    worst_of = table.groupby("metric")["max_regret"].max()
+    tied = [m for m in metrics if np.nan_to_num(worst_of.get(m, np.nan)) == 0]  # no strategy ever behind
+    if tied and len(tied) < len(metrics):
+        metrics = [m for m in metrics if m not in tied]
+        title = title and (f"{title} (all strategies tied, not shown: "
+                           f"{', '.join((labels or {}).get(m, m).replace(chr(10), ' ') for m in tied)})")
     fig, axes = plotting.panel_grid(len(metrics), ncols=3, height=plotting.PANEL_HEIGHT * 1.1)
     strategies = list(dict.fromkeys(table["strategy"]))
     for ax, metric in zip(axes, metrics):
@@ -120,14 +140,18 @@ def regret_figure(table: pd.DataFrame, *, title: str | None = None, labels: Mapp
         colors = ["0.7"] * len(rows)
         if np.isfinite(worst).any():
             colors[int(np.nanargmin(worst))] = "0.1"
-        ax.barh(y, np.nan_to_num(worst), color=colors, height=0.6)
-        ax.plot(rows["mean_regret"], y, "|", color="0.0", ms=6, mew=1.0)
+        scale = _power_of_thousand(np.nan_to_num(worst))  # 1e6 goes into the axis label, not an offset text
+        ax.barh(y, np.nan_to_num(worst) / scale, color=colors, height=0.6)
+        ax.plot(rows["mean_regret"] / scale, y, "|", color="0.0", ms=6, mew=1.0)
         ax.set_yticks(y, [s.replace("_", " ") for s in rows.index], fontsize=5)
+        if np.isfinite(worst).any():  # the minimax strategy's name in bold (its bar may have zero length)
+            ax.get_yticklabels()[int(np.nanargmin(worst))].set_fontweight("bold")
         ax.invert_yaxis()
         direction = f"{(better or {}).get(metric, 'lower')} is better"
         ax.set_title(f"{(labels or {}).get(metric, metric).replace(chr(10), ' ')} ({direction})", loc="left",
                      fontsize=6)
-        unit = (units or {}).get(metric) or ""
+        unit = " ".join(u for u in (f"×1e{round(np.log10(scale))}" if scale != 1 else "",
+                                    (units or {}).get(metric) or "") if u)
         ax.set_xlabel(f"regret ({unit})" if unit else "regret", fontsize=5.5)
         for i, value in enumerate(worst):
             if not np.isfinite(value):
@@ -135,5 +159,14 @@ def regret_figure(table: pd.DataFrame, *, title: str | None = None, labels: Mapp
         if np.nanmax(np.nan_to_num(worst), initial=0) == 0:
             ax.text(0.5, 0.5, "all strategies tied", transform=ax.transAxes, ha="center", fontsize=6, color="0.3")
     if title:
-        fig.suptitle(title + "\nbar: maximum regret over samples (black: minimax); tick: mean regret", fontsize=7)
+        fig.suptitle(title + "\nbar: maximum regret over samples (black, name in bold: minimax); tick: mean regret",
+                     fontsize=7)
     return fig
+
+
+def _power_of_thousand(values: np.ndarray) -> float:
+    """1, 1e3, 1e6, ... (or 1e-3, ...) so that the largest value reads between 1 and 1000."""
+    top = float(np.max(np.abs(values), initial=0.0))
+    if top == 0 or 1e-2 <= top < 1e4:
+        return 1.0
+    return 10.0 ** (3 * int(np.floor(np.log10(top) / 3)))
