@@ -140,3 +140,12 @@ def test_cumulative_series_is_the_integral_of_the_flow_since_its_start(tmp_path)
     path.write_text(text.replace('aggregate = "cumulative"\n', ""))
     with pytest.raises(CalibrationError, match="'from'"):
         load_targets(path)
+
+
+def test_progress_bars_do_not_stop_the_fit(tmp_path):
+    """The progress callback must not end the evolution early (tqdm's update returns True on a redraw)."""
+    targets = load_targets(write_targets(tmp_path, 5))
+    quiet = fit(None, targets, rng=np.random.default_rng(7), starts=1, progress=False, workers=1)
+    shown = fit(None, targets, rng=np.random.default_rng(7), starts=1, progress=True, workers=1)
+    assert shown.converged and "stop early" not in shown.message
+    assert shown.params == quiet.params and shown.nll == quiet.nll
