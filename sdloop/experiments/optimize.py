@@ -21,6 +21,12 @@ metric that is the budget (``cost``) and the budget levels (``budgets``: that ma
     [robust]                   # optional: every candidate on the same draws of the project's
     draws = 16                 # uncertainty file; each metric is its q-quantile over the draws
     quantile = 0.9             # (worst case at 1; of the oriented value, so "worse" for both senses)
+    criterion = "regret"       # optional: objectives as maximum regret over the draws (below)
+
+With ``criterion = "regret"`` each objective is scored by its maximum regret over the draws
+(minimax regret): on each draw, how far the schedule falls behind the best of the named
+strategies on that draw, in the metric's unit (negative where it beats all of them); the cost
+stays the q-quantile. Named strategies are scored the same way, against the same reference.
 
 For every objective and budget level scipy's differential evolution (seeded, vectorized: each
 population is one engine call) minimises the oriented objective plus a penalty on cost above
@@ -47,6 +53,7 @@ from sdloop.experiments.uncertainty import load_uncertainty
 
 KEYS = {"project", "case", "scenario", "base", "objectives", "cost", "budgets", "population", "generations",
         "seed", "variables", "robust", "strategies"}
+CRITERIA = ("quantile", "regret")
 
 
 @dataclass(frozen=True)
@@ -66,6 +73,7 @@ class OptimizeSpec:
     draws: int = 0
     quantile: float = 1.0
     strategies: tuple[str, ...] = ()  # named strategies to mark (default: all of the project)
+    criterion: str = "quantile"  # robust objectives: "quantile" of the value, or maximum "regret"
 
 
 def _error(path: Path, text: str, key: str, message: str) -> OverrideError:
@@ -95,11 +103,14 @@ def load_optimize_spec(path: str | Path) -> OptimizeSpec:
     budgets = data.get("budgets", 5)
     budgets = tuple(float(b) for b in budgets) if isinstance(budgets, list) else int(budgets)
     robust = data.get("robust", {})
+    criterion = robust.get("criterion", "quantile")
+    if criterion not in CRITERIA:
+        raise _error(path, text, "criterion", f"criterion must be one of {', '.join(CRITERIA)}")
     return OptimizeSpec(path, (path.parent / data["project"]).resolve(), str(data["case"]), str(data["scenario"]),
                         str(data["base"]), tuple(objectives), str(data["cost"]), variables, budgets,
                         int(data.get("population", 48)), int(data.get("generations", 12)), int(data.get("seed", 1)),
                         int(robust.get("draws", 0)), float(robust.get("quantile", 1.0)),
-                        tuple(data.get("strategies", ())))
+                        tuple(data.get("strategies", ())), criterion)
 
 
 @dataclass
@@ -141,19 +152,65 @@ class ScheduleEvaluator:
             own = {n: self.base.get(n, self.sim.defaults[n]) for n in space.names}
             unit = space.unit_sample(spec.draws, seed=spec.seed)
             self.draws = space.values(unit, own)
+        self.reference = None  # per objective: the best named strategy's oriented value on each draw
+        if self.draws is not None and spec.criterion == "regret":
+            self.reference = self._reference()
         self.history = Evaluation()
 
-    def oriented(self, name: str, values: np.ndarray) -> np.ndarray:
-        """Lower is better: never-reached as ``never`` (else horizon + 1), undefined as +inf."""
+    @property
+    def regret(self) -> bool:
+        return self.reference is not None
+
+    def _reference(self) -> dict[str, np.ndarray]:
+        best: dict[str, np.ndarray] = {}
+        for name in self.study.project.entries("strategy"):
+            if self.spec.strategies and name not in self.spec.strategies:
+                continue
+            layers = self.study.project.layers((self.spec.case, self.spec.scenario, name))
+            raw = self._raw({}, 1, (merge(self.sim, layers[:-2]), merge(self.sim, layers[-2:])))
+            for objective in self.spec.objectives:
+                o = self._oriented_draws(objective, raw[objective][0])
+                best[objective] = np.fmin(best.get(objective, o), o)
+        return best
+
+    def _oriented_draws(self, name: str, values: np.ndarray) -> np.ndarray:
+        """Per-draw values, lower is better (never-reached as ``never``, undefined as +inf)."""
         spec = self.specs[name]
         never = spec.never if spec.never is not None else self.study.horizon + 1
         v = np.where(np.isposinf(values), never, values)
         v = -v if spec.better == "higher" else v
         return np.where(np.isnan(v), np.inf, v)
 
+    def oriented(self, name: str, values: np.ndarray) -> np.ndarray:
+        """Lower is better: never-reached as ``never`` (else horizon + 1), undefined as +inf; an
+        objective scored by regret is lower-is-better already."""
+        if self.regret and name in self.spec.objectives:
+            return np.where(np.isnan(values), np.inf, values)
+        return self._oriented_draws(name, values)
+
     def run(self, params: Mapping[str, np.ndarray | float], n: int, layers: tuple | None = None) -> dict[str, np.ndarray]:
-        """Metric values of ``n`` runs (robust: the q-quantile over the draws). Layers: the case's
-        (``base``) < the draws < scenario and base strategy (``top``) < ``params``."""
+        """Metric values of ``n`` runs; robust: the q-quantile over the draws, or for objectives
+        under ``criterion = "regret"`` the maximum regret against the named strategies."""
+        raw = self._raw(params, n, layers)
+        if not self.spec.draws:
+            return {name: v[:, 0] for name, v in raw.items()}
+        out = {}
+        for name, v in raw.items():
+            if self.regret and name in self.spec.objectives:
+                with np.errstate(all="ignore"):
+                    regret = self._oriented_draws(name, v) - self.reference[name]
+                out[name] = np.nanmax(np.where(np.isnan(regret), -np.inf, regret), axis=1)
+                continue
+            # the q-quantile over the draws of the oriented value, back in the metric's own sense
+            sign = -1.0 if self.specs[name].better == "higher" else 1.0
+            o = sign * np.where(np.isposinf(v), self.study.horizon + 1, v)
+            with np.errstate(all="ignore"):
+                out[name] = sign * np.nanquantile(o, self.spec.quantile, axis=1)
+        return out
+
+    def _raw(self, params: Mapping[str, np.ndarray | float], n: int, layers: tuple | None = None) -> dict[str, np.ndarray]:
+        """Metric values (n, draws) of ``n`` runs on every draw (NaN where a run went non-finite).
+        Layers: the case's (``base``) < the draws < scenario and base strategy (``top``) < ``params``."""
         base, top = layers if layers is not None else (self.base, self.top)
         m = self.spec.draws or 1
         total = n * m
@@ -166,18 +223,7 @@ class ScheduleEvaluator:
         view = RunView(result.times, result.__getitem__, merged, self.sim.defaults, total)
         values = self.metrics.evaluate(view, None)
         bad = ~np.asarray(result.finite, dtype=bool)
-        out = {}
-        for name, v in values.items():
-            v = np.where(bad, np.nan, v).reshape(n, m)
-            if m == 1:
-                out[name] = v[:, 0]
-                continue
-            # the q-quantile over the draws of the oriented value, back in the metric's own sense
-            sign = -1.0 if self.specs[name].better == "higher" else 1.0
-            o = sign * np.where(np.isposinf(v), self.study.horizon + 1, v)
-            with np.errstate(all="ignore"):
-                out[name] = sign * np.nanquantile(o, self.spec.quantile, axis=1)
-        return out
+        return {name: np.where(bad, np.nan, v).reshape(n, m) for name, v in values.items()}
 
     def candidates(self, x: np.ndarray, label: str) -> dict[str, np.ndarray]:
         """Evaluate a population ``x`` (d, S) in one call and keep it in the history."""

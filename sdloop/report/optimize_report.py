@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -38,8 +39,11 @@ def frontier_figure(result: FrontierResult, spec: OptimizeSpec, stem: Path, spec
     with style():
         fig, axes = panel_grid(len(spec.objectives), ncols=min(2, len(spec.objectives)))
         cost = specs[spec.cost]
+        regret = spec.draws and spec.criterion == "regret"
         for ax, objective in zip(axes, spec.objectives):
             metric = specs[objective]
+            if regret:  # maximum regrets: lower is better, in the metric's unit; an undefined one is not drawn
+                metric = dataclasses.replace(metric, never=np.nan, better="lower")
             pts = result.points
             ax.scatter(pts[spec.cost], _shown(pts[objective].to_numpy(float), metric, horizon), s=4, color="0.8",
                        label="schedules searched", rasterized=True)
@@ -56,9 +60,11 @@ def frontier_figure(result: FrontierResult, spec: OptimizeSpec, stem: Path, spec
                 ax.text(ax.get_xlim()[0], horizon + 1, " not reached by the horizon", va="bottom", fontsize=7,
                         color="0.4")
             ax.set_xlabel(f"{cost.name.replace('_', ' ')} ({cost.unit})" if cost.unit else cost.name)
-            ax.set_ylabel(f"{objective.replace('_', ' ')} ({metric.unit})" if metric.unit else objective)
-            ax.set_title(f"{spec.case}, {spec.scenario}: {objective.replace('_', ' ')}"
-                         f" ({'higher' if metric.better == 'higher' else 'lower'} is better)", fontsize=8)
+            name = f"maximum regret of {objective.replace('_', ' ')}" if regret else objective.replace('_', ' ')
+            ax.set_ylabel(f"{name} ({metric.unit})" if metric.unit else name)
+            ax.set_title(f"{spec.case}, {spec.scenario}: {name}"
+                         f" ({'higher' if metric.better == 'higher' else 'lower'} is better"
+                         f"{f'; over {spec.draws} draws' if regret else ''})", fontsize=8)
         handles, labels = axes[0].get_legend_handles_labels()
         handles.append(axes[0].scatter([], [], marker="s", s=30, color="black"))
         labels.append("filled: on that panel's frontier")
