@@ -8,7 +8,9 @@ Each CSV has the columns ``year,value,unit,source,note,memory_unverified`` (see
 - a row without a value is a documented gap only if its ``note`` says why (for example
   "not verified"); an empty value with an empty note is a missing value and refused;
 - a value must be a finite number;
-- years after 2022 are refused: the series stop at 2022 on purpose.
+- years after 2022 are refused: the series stop at 2022 on purpose;
+- one unit per file, unless the caller accepts documented mixed units (``mixed_units``: the
+  BNEF pack prices mix survey vintages and real-dollar bases; the target says why it is usable).
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ class Series:
         return dict(zip(self.years, self.values))
 
 
-def load_series(path: str | Path, *, last_year: int = LAST_YEAR) -> Series:
+def load_series(path: str | Path, *, last_year: int = LAST_YEAR, mixed_units: bool = False) -> Series:
     """Read one indicator CSV; CalibrationError naming file and line for any bad row."""
     path = Path(path)
     try:
@@ -61,7 +63,7 @@ def load_series(path: str | Path, *, last_year: int = LAST_YEAR) -> Series:
             raise CalibrationError(f"missing column(s) {', '.join(missing)}; expected "
                                    "year,value,unit,source,note[,memory_unverified]", file=path, line=1)
         col = {name: header.index(name) for name in REQUIRED_COLUMNS}  # memory_unverified: never read
-        years, values, sources, lines, units = [], [], [], [], set()
+        years, values, sources, lines, units, row_units = [], [], [], [], set(), []
         for number, row in enumerate(reader, start=2):
             if not any(cell.strip() for cell in row):
                 continue
@@ -101,13 +103,17 @@ def load_series(path: str | Path, *, last_year: int = LAST_YEAR) -> Series:
             sources.append(cell["source"])
             lines.append(number)
             units.add(cell["unit"])
+            row_units.append(cell["unit"])
     if not years:
         raise CalibrationError("no sourced values in the file", file=path)
-    if len(units) > 1:
+    if len(units) > 1 and not mixed_units:
         raise CalibrationError(f"mixed units {sorted(units)}", file=path, variable="unit")
     order = sorted(range(len(years)), key=years.__getitem__)
+    unit = row_units[order[-1]]  # the latest row's unit (the only one unless mixed_units)
+    if len(units) > 1:
+        unit += "; mixed units, other rows: " + " | ".join(sorted(units - {unit}))
     return Series(
-        name=path.stem, file=str(path), unit=units.pop(),
+        name=path.stem, file=str(path), unit=unit,
         years=tuple(years[i] for i in order), values=tuple(values[i] for i in order),
         sources=tuple(sources[i] for i in order), lines=tuple(lines[i] for i in order),
     )

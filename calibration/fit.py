@@ -143,11 +143,14 @@ def evolve(problem: Problem, *, seed: int, x0: np.ndarray | None, popsize: int, 
     def objective(X):  # X: (p, S) with vectorized=True
         return problem.nll(np.asarray(X).T)
 
+    def tick(*args, **kwargs) -> None:  # returns None: a true value would stop the evolution
+        bar.update()  # (tqdm's update returns True whenever it redraws the bar)
+
     try:
         res = differential_evolution(objective, [(0.0, 1.0)] * p, vectorized=True, updating="deferred",
                                      popsize=popsize, maxiter=maxiter, tol=tol, atol=1e-6, seed=seed,
                                      init="latinhypercube", x0=x0, polish=False, mutation=(0.5, 1.0),
-                                     recombination=0.7, callback=lambda *a, **k: bar.update())
+                                     recombination=0.7, callback=tick)
     finally:
         bar.close()
     return StartResult(np.asarray(x0) if x0 is not None else np.full(p, np.nan), np.clip(res.x, 0, 1),

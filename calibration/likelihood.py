@@ -3,7 +3,8 @@
 Residuals
 ---------
 For series ``s`` with data ``a_t`` at years ``t`` and the model's annual value ``m_t`` (mean of
-the simulated variable over the year, or its end-of-year value, times the unit conversion
+the simulated variable over the year, its end-of-year value, or its integral from a start
+year to the end of the year for money accumulated, times the unit conversion
 ``k_s``), the residual is ``r_t = log(k_s m_t) - log(a_t)`` (error "log", multiplicative) or
 ``r_t = k_s m_t - a_t`` (error "absolute"). With ``scale = "estimate"`` the conversion is
 concentrated out (``log k_s`` = mean log ratio): the series then constrains shape, not level.
@@ -45,12 +46,32 @@ LOG_2PI = math.log(2 * math.pi)
 RHO_GRID = np.round(np.arange(0.0, 0.951, 0.05), 2)
 
 
-def annual_weights(times: np.ndarray, years: Sequence[int], how: str) -> np.ndarray:
+def integral_weights(times: np.ndarray, a: float, b: float) -> np.ndarray:
+    """Weights ``w`` with ``w @ v`` the integral over ``[a, b]`` of the piecewise-linear
+    interpolant of ``v`` saved at ``times`` (exact, with partial first and last segments)."""
+    t = np.asarray(times, dtype=float)
+    w = np.zeros(len(t))
+    for j in range(len(t) - 1):
+        c, d = max(a, t[j]), min(b, t[j + 1])
+        if d <= c:
+            continue
+        h = t[j + 1] - t[j]
+        later = ((d - t[j]) ** 2 - (c - t[j]) ** 2) / (2 * h)  # integral of the weight of v[j + 1]
+        w[j] += (d - c) - later
+        w[j + 1] += later
+    return w
+
+
+def annual_weights(times: np.ndarray, years: Sequence[int], how: str, start: float | None = None) -> np.ndarray:
     """A (years, times) matrix: row ``i`` averages a saved trajectory over year ``years[i]``
-    (trapezoid rule over the saved points in ``[y, y + 1]``) or interpolates it at ``y + 1``."""
+    (trapezoid rule over the saved points in ``[y, y + 1]``), interpolates it at ``y + 1``
+    ("end"), or integrates it from ``start`` to ``y + 1`` ("cumulative": money spent since)."""
     t = np.asarray(times, dtype=float)
     w = np.zeros((len(years), len(t)))
     for i, y in enumerate(years):
+        if how == "cumulative":
+            w[i] = integral_weights(t, float(start if start is not None else t[0]), y + 1.0)
+            continue
         if how == "end":
             j = int(np.clip(np.searchsorted(t, y + 1.0), 1, len(t) - 1))
             frac = (y + 1.0 - t[j - 1]) / (t[j] - t[j - 1])
@@ -67,6 +88,22 @@ def annual_weights(times: np.ndarray, years: Sequence[int], how: str) -> np.ndar
         w[i, idx[:-1]] += dt / 2 / span
         w[i, idx[1:]] += dt / 2 / span
     return w
+
+
+def as_measured(target: SeriesTarget, times: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """A saved trajectory (times first) in the form the series measures: itself, or for
+    aggregate "cumulative" its running integral from the target's ``from`` (0 before)."""
+    if target.aggregate != "cumulative":
+        return values
+    t = np.asarray(times, dtype=float)
+    v = np.asarray(values, dtype=float)
+    start = float(target.cumulative_from)
+    steps = np.diff(t).reshape((-1,) + (1,) * (v.ndim - 1))
+    running = np.concatenate([np.zeros_like(v[:1]), np.cumsum(steps * (v[1:] + v[:-1]) / 2, axis=0)])
+    at_start = np.tensordot(integral_weights(t, float(t[0]), start), v, axes=(0, 0))
+    out = running - at_start
+    out[t < start] = 0.0
+    return out
 
 
 @dataclass
@@ -141,7 +178,8 @@ class Problem:
             for sd in self.series:
                 inside = (sd.years >= batch.times[0] - 1e-9) & (sd.years + 1 <= batch.times[-1] + 1e-9)
                 sd.years, sd.data, sd.used = sd.years[inside], sd.data[inside], sd.used[inside]
-                sd.weights = annual_weights(batch.times, sd.years, sd.target.aggregate)
+                sd.weights = annual_weights(batch.times, sd.years, sd.target.aggregate,
+                                             sd.target.cumulative_from)
         return batch
 
     def annual(self, batch: Batch, sd: SeriesData) -> np.ndarray:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from calibration.likelihood import PENALTY, Problem
+from calibration.likelihood import PENALTY, Problem, as_measured
 
 BURN_TAUS = 5  # burn-in steps at least this many autocorrelation times
 MIN_ESS = 200  # effective draws per parameter at least
@@ -143,7 +143,7 @@ def predictive_bands(problem: Problem, post: Posterior, *, rng: np.random.Genera
     for sd in problem.series:
         s = sd.target
         k = ev.scale[s.name][:, None]
-        traj = batch.values[s.variable].T * k  # (n, times)
+        traj = as_measured(s, batch.times, batch.values[s.variable]).T * k  # (n, times)
         sigma = ev.sigma.get(s.name, np.zeros(len(U)))[:, None]
         noise = rng.standard_normal(traj.shape) * sigma
         with np.errstate(all="ignore"):

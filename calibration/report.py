@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from calibration.likelihood import as_measured
 from calibration.run import Calibration, LEVEL, fitted_case_text, history_case_text
 from calibration.uncertainty import threshold
 from sdloop.report.exports import write_index
@@ -24,12 +25,14 @@ Z = 1.959964  # two-sided 95% normal quantile
 
 
 def _times(series, years):
-    offset = 1.0 if series.aggregate == "end" else 0.5
+    offset = 1.0 if series.aggregate in ("end", "cumulative") else 0.5  # at the year's end
     return np.asarray(years, dtype=float) + offset
 
 
 def _scaled(frame: pd.DataFrame, series, scale: float) -> pd.Series:
-    return frame[series.variable] * scale
+    column = frame[series.variable]
+    measured = as_measured(series, column.index.to_numpy(float), column.to_numpy(float))
+    return pd.Series(measured, index=column.index) * scale
 
 
 def _xlim(ax, years, extra=1.5):
@@ -116,7 +119,7 @@ def fit_figure(cal: Calibration, *, ax=None):
             axis.set_ylabel(_short_unit(cal.targets.data[s.name].unit))
             axis.set_xlabel("Year")
         fig.axes[0].legend(loc="lower right")
-        fig.suptitle(f"{cal.targets.name}: model against published data (data at mid-year: annual values)",
+        fig.suptitle(f"{cal.targets.name}: model against published data (annual values at mid-year; end-of-year values and totals since a start at the year's end)",
                      fontsize=8)
     return fig
 

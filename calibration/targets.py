@@ -22,7 +22,9 @@ each parameter to estimate. Relative paths are relative to the target file::
     group = "national"                        # ... an error scale shared (estimated) by a group
     ar1 = 0.0                                 # AR(1) residual correlation per year, or "estimate"
     saturates = true                          # a share with a ceiling: logistic hold-out benchmark
-    aggregate = "mean"                        # mean over the year (flows, shares) or "end"
+    mixed_units = "why they are comparable"   # accept a file whose rows differ in unit (say why)
+    aggregate = "mean"                        # mean over the year (flows, shares), "end", or
+                                              # "cumulative" (integral from `from`: money spent since)
     first_year = 2014                         # optional window
     last_year = 2022
 
@@ -78,7 +80,7 @@ class SeriesTarget:
     scale: float | None  # None: estimated (the series constrains shape, not level)
     error: str  # "log" or "absolute"
     sigma: float | None  # None: the group's shared scale, estimated
-    aggregate: str  # "mean" or "end"
+    aggregate: str  # "mean", "end" or "cumulative"
     first_year: int | None
     last_year: int | None
     note: str
@@ -86,6 +88,7 @@ class SeriesTarget:
     group: str | None = None
     ar1: float | str = 0.0  # fixed AR(1) coefficient per year, or "estimate" (shared by the unit)
     saturates: bool = False
+    cumulative_from: float | None = None  # aggregate "cumulative": integrate from this time
 
     @property
     def unit(self) -> str:
@@ -276,7 +279,8 @@ def load_targets(path: str | Path) -> Targets:
             if key not in table:
                 raise CalibrationError(f"series needs '{key}'", file=path, line=line, variable=name)
         unknown = set(table) - {"name", "file", "variable", "scale", "error", "sigma", "aggregate",
-                                "first_year", "last_year", "note", "group", "ar1", "saturates"}
+                                "first_year", "last_year", "note", "group", "ar1", "saturates",
+                                "mixed_units", "from"}
         if unknown:
             key = sorted(unknown)[0]
             raise CalibrationError("unknown series key", file=path, line=where(key), variable=key)
@@ -321,9 +325,14 @@ def load_targets(path: str | Path) -> Targets:
             raise CalibrationError("'saturates' must be true or false", file=path, line=where("saturates"),
                                    variable=name)
         aggregate = table.get("aggregate", "mean")
-        if aggregate not in ("mean", "end"):
-            raise CalibrationError(f"'aggregate' must be 'mean' or 'end', got {aggregate!r}", file=path,
-                                   line=where("aggregate"), variable=name)
+        if aggregate not in ("mean", "end", "cumulative"):
+            raise CalibrationError(f"'aggregate' must be 'mean', 'end' or 'cumulative', got {aggregate!r}",
+                                   file=path, line=where("aggregate"), variable=name)
+        cumulative_from = _number(table, "from", path, where("from"), name)
+        if (aggregate == "cumulative") != (cumulative_from is not None):
+            raise CalibrationError("'from' (the start of the integral) goes with aggregate = \"cumulative\" "
+                                   "and only with it", file=path, line=where("from") or where("aggregate"),
+                                   variable=name)
         first = table.get("first_year")
         last = table.get("last_year")
         target = SeriesTarget(name=name, file=csv_path, variable=str(table["variable"]), scale=scale,
@@ -331,10 +340,14 @@ def load_targets(path: str | Path) -> Targets:
                               first_year=int(first) if first is not None else None,
                               last_year=int(last) if last is not None else None,
                               note=str(table.get("note", "")), line=line, group=group, ar1=ar1,
-                              saturates=saturates)
+                              saturates=saturates, cumulative_from=cumulative_from)
         if name in data_by_name:
             raise CalibrationError("two series with the same name", file=path, line=line, variable=name)
-        loaded = load_series(csv_path)
+        mixed = table.get("mixed_units")
+        if mixed is not None and not (isinstance(mixed, str) and len(mixed.strip()) > 20):
+            raise CalibrationError("'mixed_units' must say why the units are comparable", file=path,
+                                   line=where("mixed_units"), variable=name)
+        loaded = load_series(csv_path, mixed_units=mixed is not None)
         if error == "log" and any(v <= 0 for v in loaded.values):
             raise CalibrationError("log error needs positive data", file=path, line=where("error"),
                                    variable=name)

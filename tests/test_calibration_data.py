@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -74,5 +75,31 @@ def test_committed_copies_match_the_shared_data_and_load():
         if shared.exists():
             assert path.read_bytes() == (shared / path.name).read_bytes(), path.name
         if path.name != "policy_events.csv":
-            series = load_series(path)
+            series = load_series(path, mixed_units=True)  # the BNEF and Big Fund files mix units (targets say why)
             assert max(series.years) <= 2022
+
+
+def test_mixed_units_are_refused_unless_accepted(tmp_path):
+    path = write(tmp_path, "2021,1,a,Release,,\n2022,2,b,Release,,\n")
+    with pytest.raises(CalibrationError, match="mixed units"):
+        load_series(path)
+    assert load_series(path, mixed_units=True).values == (1.0, 2.0)
+
+
+def test_derived_series_repeat_the_numbers_of_the_shared_notes():
+    """Each derived row's value appears in the note of the shared file its source names."""
+    import csv
+
+    derived = ROOT / "calibration" / "data" / "derived"
+    shared = ROOT.parent / "shared" / "data" / "indicators"
+    files = sorted(derived.glob("*.csv"))
+    assert files
+    for path in files:
+        series = load_series(path)
+        for year, value, source in zip(series.years, series.values, series.sources):
+            origin = re.search(r"note of (\S+\.csv) (\d{4})", source)
+            assert origin, (path.name, year)
+            copy = ROOT / "calibration" / "data" / origin.group(1)
+            with (shared / origin.group(1) if shared.exists() else copy).open(encoding="utf-8") as handle:
+                notes = {row["year"]: row["note"] for row in csv.DictReader(handle)}
+            assert f"{value:g}" in notes[origin.group(2)], (path.name, year, value)

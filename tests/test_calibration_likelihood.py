@@ -110,3 +110,42 @@ def test_calibration_bench_reports_fit_and_posterior_figures(capsys):
     for key in ("fit_seconds", "posterior_seconds", "min_ess", "max_rhat", "posterior_draws"):
         assert key in row
     assert row["posterior_draws"] >= 500 and row["fit_converged"]
+
+
+def test_cumulative_series_is_the_integral_of_the_flow_since_its_start(tmp_path):
+    """aggregate = "cumulative": a flow integrated from ``from`` is the growth of its stock."""
+    from calibration.likelihood import annual_weights, as_measured
+    from calibration.errors import CalibrationError
+
+    t = np.arange(0.0, 10.01, 0.25)
+    w = annual_weights(t, [3, 5], "cumulative", 2.3)  # integral of v(t) = t from 2.3 to y + 1
+    np.testing.assert_allclose(w @ t, [(4 ** 2 - 2.3 ** 2) / 2, (6 ** 2 - 2.3 ** 2) / 2], rtol=1e-12)
+
+    path = write_targets(tmp_path, 5)
+    text = path.read_text().replace('variable = "Adoption"\n',
+                                    'variable = "Adoption"\naggregate = "cumulative"\nfrom = 2001\n')
+    path.write_text(text)
+    problem, _ = make_problem(load_targets(path))
+    u = problem.unit(TRUE)[None, :]
+    batch = problem.run(u)
+    adoption = next(sd for sd in problem.series if sd.target.name == "adoption")
+    stock = batch.values["Adopters"][:, 0]
+    since = np.interp(adoption.years + 1.0, batch.times, stock) - np.interp(2001.0, batch.times, stock)
+    # the stock is Euler-integrated, the series by the trapezoid rule: equal up to O(dt) early on
+    np.testing.assert_allclose(problem.annual(batch, adoption)[0], since, rtol=0.06)
+    running = as_measured(adoption.target, batch.times, batch.values["Adoption"])[:, 0]
+    np.testing.assert_allclose(np.interp(adoption.years + 1.0, batch.times, running),
+                               problem.annual(batch, adoption)[0], rtol=1e-12)
+
+    path.write_text(text.replace('aggregate = "cumulative"\n', ""))
+    with pytest.raises(CalibrationError, match="'from'"):
+        load_targets(path)
+
+
+def test_progress_bars_do_not_stop_the_fit(tmp_path):
+    """The progress callback must not end the evolution early (tqdm's update returns True on a redraw)."""
+    targets = load_targets(write_targets(tmp_path, 5))
+    quiet = fit(None, targets, rng=np.random.default_rng(7), starts=1, progress=False, workers=1)
+    shown = fit(None, targets, rng=np.random.default_rng(7), starts=1, progress=True, workers=1)
+    assert shown.converged and "stop early" not in shown.message
+    assert shown.params == quiet.params and shown.nll == quiet.nll

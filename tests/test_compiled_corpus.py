@@ -26,6 +26,7 @@ C_FALLS_BACK = {
     "non_negative.xmile": "non-negative stock",
     "stella_arrays.xmile": "non-negative stock",
     "stella_builtins.xmile": "non-negative stock",
+    "stella_functions.xmile": "non-negative stock",
 }
 TOLERANCE = 1e-9
 

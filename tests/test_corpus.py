@@ -11,6 +11,7 @@ runner, the numpy engine, ``check`` and ``loops``.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import warnings
@@ -33,6 +34,7 @@ PYSD_CANNOT = {
     "npv.mdl": (8, "NPV"),
     "stella_conveyor.xmile": (18, "conveyors"),
     "stella_module.xmile": (14, "modules"),  # PySD runs it, but leaves the module's input at 0
+    "macro_outputs.mdl": (35, "several outputs"),
 }
 # Models the numpy engine does not compile, and the construct its fallback line names.
 FALLS_BACK = {
@@ -41,7 +43,13 @@ FALLS_BACK = {
     "allocate_priority.mdl": "ALLOCATE BY PRIORITY",
     "random_seeded.mdl": "RANDOM UNIFORM",
     "subscripts_2d.mdl": "VECTOR SORT ORDER",
+    "data_arrays.mdl": "GET",
+    "opaque_loops.mdl": "ALLOCATE BY PRIORITY",
 }
+# Models whose units, names and documentation are consistent: `check` finds no error (a
+# false unit error here, e.g. from a macro's units written in its parameters' names, fails).
+CHECK_CLEAN = ["macros.mdl", "macro_stock.mdl", "subscripted_delays.mdl", "stella_functions.xmile",
+               "vensim_saved.mdl", "opaque_loops.mdl"]
 RUNNABLE = [m for m in MODELS if m not in PYSD_CANNOT]
 ERRORS = sorted(p.name for p in (CORPUS / "errors").iterdir())
 TOLERANCE = 1e-9
@@ -90,8 +98,42 @@ def test_check_and_loops_never_crash(name, capsys):
         captured = capsys.readouterr()
         assert status in (0, 1, 2), (command, captured.err)
         assert "Traceback" not in captured.err + captured.out
-    if name not in PYSD_CANNOT and name not in FALLS_BACK:
+    if name not in PYSD_CANNOT:  # constructs only PySD runs too: links through them get a sign or none
         assert main(["loops", str(CORPUS / name)]) == 0
+
+
+def test_loops_pass_through_constructs_only_pysd_runs(capsys, tmp_path):
+    """opaque_loops.mdl: ALLOCATE BY PRIORITY, RANDOM UNIFORM and VECTOR SORT ORDER, which
+    sdloop does not write out, on feedback loops. A link along an input the construct never
+    falls with (supply, a draw's upper bound) is "+", one along a priority has no sign, and so
+    has every loop through it; loops exist whatever their signs."""
+    from sdloop.analysis.loop_analysis import analyse_model
+    from sdloop.analysis.loops import NO_SIGN
+
+    analysis = analyse_model(CORPUS / "opaque_loops.mdl")
+    links = {k: link.polarity for k, link in analysis.links.items()}
+    assert links["supply available", "shipments[Boston]"] == "+"
+    assert links["Inventory", "noise"] == "+"
+    assert links["priority[Boston]", "shipments[Boston]"] == NO_SIGN
+    assert links["priority[Boston]", "shipments[Dayton]"] == NO_SIGN  # ALLOCATE reads the whole array
+    assert links["Backlog[Dayton]", "rank[Boston]"] == NO_SIGN
+    loops = {loop.variables: loop.polarity for loop in analysis.loops}
+    assert loops[("Inventory", "noise", "production")] == "R"
+    assert loops[("Inventory", "supply available", "shipments[Boston]", "total shipped")] == "B"
+    assert loops[("Backlog[Boston]", "priority[Boston]", "shipments[Boston]")] == NO_SIGN
+    assert "RANDOM UNIFORM is run by PySD only" in analysis.note
+    assert main(["check", str(CORPUS / "opaque_loops.mdl")]) == 0
+    out = capsys.readouterr().out
+    assert "warning: shipments: ALLOCATE BY PRIORITY is run by PySD only" in out and " error: " not in out
+    assert main(["loops", str(CORPUS / "opaque_loops.mdl"), "--out", str(tmp_path / "out")]) == 0
+    listed = json.loads((tmp_path / "out" / "loops.json").read_text())["loops"]
+    assert {loop["polarity"] for loop in listed} == {"B", "R", NO_SIGN}
+    assert (tmp_path / "out" / "causal_loop_diagram.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("name", CHECK_CLEAN)
+def test_consistent_models_check_without_errors(name, capsys):
+    assert main(["check", str(CORPUS / name)]) == 0, capsys.readouterr().out
 
 
 @pytest.mark.parametrize("name", sorted(PYSD_CANNOT))
@@ -112,6 +154,13 @@ def test_broken_files_exit_2_with_one_line(name, capsys):
         assert main([command, str(path)]) == 2, command
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and str(path) in err[0] and "Traceback" not in err[0], (command, err)
+
+
+def test_an_xmile_equation_pysd_cannot_parse_is_named_with_its_line(capsys):
+    path = CORPUS / "errors" / "bad_equation.xmile"
+    assert main(["check", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"{path}:21: Heat Loss to Room: cannot parse the equation near ' / *"), err
 
 
 def test_structure_writes_arrays_out_element_by_element():

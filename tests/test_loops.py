@@ -127,3 +127,23 @@ def test_case_overrides_change_the_run(tmp_path, capsys):
     periods = json.loads(capsys.readouterr().out)["dominance"]
     # slower growth: the stock passes half its capacity later than at growth fraction 0.5 (t = 9.3)
     assert periods[0]["loop"] == "R1" and periods[0]["end"] > 15
+
+
+def test_derivative_of_a_many_way_max_is_linear_and_right():
+    """VMAX over 12 elements: sympy's own derivative merges equal pieces into conditions in
+    normal form (exponential: it never finished); ours gives 1 where the element is the
+    largest, 0 elsewhere, as sympy does on a small MAX."""
+    import sympy
+
+    from sdloop.analysis.derivatives import link_derivative
+    from sdloop.structure.expressions import FUNCTIONS
+
+    xs = sympy.symbols("x0:12")
+    d = link_derivative(2 * FUNCTIONS["max"](*xs) + xs[0], xs[3])  # hung before
+    for largest in (3, 5):
+        point = {x: float(i == largest) for i, x in enumerate(xs)}
+        assert float(d.subs(point)) == (2.0 if largest == 3 else 0.0)
+    a, b, c = xs[:3]
+    small = FUNCTIONS["if_then_else"](a > 1, FUNCTIONS["min"](a * b, c), a ** 2) * c
+    for point in ({a: 2, b: 3, c: 10}, {a: 2, b: 3, c: 1}, {a: 0.5, b: 3, c: 1}):
+        assert link_derivative(small, a).subs(point) == sympy.diff(small, a).subs(point)

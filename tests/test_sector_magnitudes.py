@@ -2,8 +2,9 @@
 
 Each comparable anchor must be within a factor of 2 of the published values (geometric mean of
 the ratios over its years) and no single year off by more than a factor of 3; anchors on another
-definition (comparable = false) must say why. Runs: case file < scenario < the historical
-strategy, on the documented case values.
+definition (comparable = false) must say why. Runs: case file < fitted values < scenario < the
+historical strategy, with the CALIBRATED values (calibration/fitted/CASE.toml, what `make run`
+uses) and, separately, on the documented case values alone.
 """
 
 from __future__ import annotations
@@ -12,13 +13,15 @@ import numpy as np
 import pytest
 
 from conftest import MODELS
+
+FITTED = MODELS.parent / "calibration" / "fitted"
 from sdloop.engines.numpy_engine import Engine
 from sdloop.experiments.anchors import load_anchors, magnitude_table, summary
 from sdloop.experiments.overrides import load_case, load_collection
 
 
-@pytest.fixture(scope="module")
-def table():
+@pytest.fixture(scope="module", params=["calibrated", "case values"])
+def table(request):
     anchors = load_anchors(MODELS / "anchors.toml")
     engine = Engine(MODELS / "sector_lifecycle.mdl")
     strategies = load_collection(MODELS / "strategies.toml")
@@ -26,6 +29,8 @@ def table():
 
     def run_case(case):
         params = dict(load_case(MODELS / "cases" / f"{case}.toml").parameters)
+        if request.param == "calibrated":
+            params.update(load_case(FITTED / f"{case}.toml").parameters)
         params.update(scenarios[anchors.scenario(case)].parameters)
         params.update(strategies[anchors.strategy].for_case(case).parameters)
         return engine.run_frame(params)

@@ -80,6 +80,9 @@ def structure_problems(structure: ModelStructure) -> list[Problem]:
     undocumented variables (warnings)."""
     file = str(structure.path)
     problems = [Problem(file, u.line, u.variable, f"{u.construct} is not supported by sdloop's analysis")
+                if not u.keeps_inputs else
+                Problem(file, u.line, u.variable, f"{u.construct} is run by PySD only: its units are not "
+                        "checked and loops through it have a sign only where it has a known one", WARNING)
                 for u in structure.unsupported]
     for loop in structure.algebraic_loops:
         first = structure[loop[0]]

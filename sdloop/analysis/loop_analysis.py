@@ -32,15 +32,20 @@ def analyse_model(path: str | Path, overrides: Mapping[str, float] | None = None
     """Loops of the model at ``path`` (sidecar names applied), link signs evaluated along a
     run with ``overrides``; with ``dominance``, Loops That Matter scores along that run."""
     structure = build_structure(path) if structure is None else structure
-    structure.require_simulable()
-    evaluator = Evaluator(structure)
+    structure.require_analysable()
+    if dominance:
+        structure.require_simulable()
     note = None
     try:
+        evaluator = Evaluator(structure)
         run = evaluator.run(dict(overrides or {}))
     except SdloopError as exc:
         if dominance:
             raise
-        run, note = None, f"link signs decided without a run ({exc})"
+        first = structure.unsupported[0] if structure.unsupported else None
+        reason = (f"{structure.path}:{first.line}: {first.variable}: {first.construct} is run by PySD only"
+                  if first else str(exc))
+        run, note = None, f"link signs decided without a run ({reason})"
     graph = causal_graph(structure)
     links = link_polarities(structure, graph, run)
     loops = find_loops(structure, run, names=load_loop_names(path), max_loops=max_loops, graph=graph,

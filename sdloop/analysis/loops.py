@@ -7,7 +7,10 @@ evaluated at every step of a run ("+" or "-" when the sign never changes, "depen
 it does). A link that is inactive (zero derivative) with these constants or along this
 run gets the sign its derivative has when every quantity is positive, else "depends". A loop is reinforcing (R) when the product of its link signs is positive and
 balancing (B) when negative; a loop with a "depends" link is classified by the sign of
-that product along the run. Loops inside one SMOOTH or DELAY (its own first-order
+that product along the run. A link through a construct only PySD runs (ALLOCATE BY
+PRIORITY, VECTOR SORT ORDER, RANDOM draws, ...) has the sign the construct is known to have
+along that input (more supply allocates more) or "no sign", and so has a loop through it;
+such models are analysed without a run. Loops inside one SMOOTH or DELAY (its own first-order
 adjustment) are not listed.
 
 Loop names come from an optional sidecar ``<model>.loops.toml`` next to the model::
@@ -36,11 +39,14 @@ import numpy as np
 import sympy
 
 from sdloop.errors import ModelFileError, SdloopError
+from sdloop.analysis.derivatives import link_derivative
 from sdloop.engines.euler import CompiledEquation, Trajectory
 from sdloop.lang.source import normalize
 from sdloop.structure.build import ModelStructure
+from sdloop.structure.placeholders import NoSign
 
 DEFAULT_MAX_LOOPS = 2000
+NO_SIGN = "no sign"  # a link through a construct only PySD runs, along an input of no fixed sign
 
 
 class TooManyLoops(SdloopError):
@@ -53,7 +59,7 @@ class TooManyLoops(SdloopError):
 class Link:
     source: str
     target: str
-    polarity: str  # "+", "-" or "depends"
+    polarity: str  # "+", "-", "depends" or NO_SIGN
     derivative: sympy.Expr | None  # None for flow -> stock links (sign is fixed)
 
 
@@ -64,7 +70,7 @@ class Loop:
 
     id: str
     name: str | None
-    polarity: str  # "R", "B" or "depends"
+    polarity: str  # "R", "B", "depends" or NO_SIGN
     variables: tuple[str, ...]
     nodes: tuple[str, ...]
 
@@ -110,16 +116,6 @@ def causal_graph(structure: ModelStructure) -> nx.DiGraph:
     return graph
 
 
-def link_derivative(expr: sympy.Expr, symbol: sympy.Symbol) -> sympy.Expr:
-    """d expr / d symbol; the derivatives sympy leaves unevaluated (of INTEGER's floor,
-    MODULO's steps) and the Dirac deltas of SIGN are zero wherever they are defined."""
-    derivative = sympy.diff(expr, symbol)
-    if derivative.has(sympy.Derivative, sympy.DiracDelta):
-        derivative = derivative.replace(lambda e: isinstance(e, (sympy.Derivative, sympy.DiracDelta)),
-                                        lambda e: sympy.Integer(0))
-    return derivative
-
-
 def _sign_of_values(values: np.ndarray) -> str | None:
     finite = values[np.isfinite(values)]
     scale = np.max(np.abs(finite)) if finite.size else 0.0
@@ -158,6 +154,9 @@ def link_polarities(structure: ModelStructure, graph: nx.DiGraph, run: Trajector
     for src, dst, data in graph.edges(data=True):
         if data["derivative"] is None:
             links[src, dst] = Link(src, dst, "+" if data["sign"] > 0 else "-", None)
+            continue
+        if data["derivative"].has(NoSign):  # through a construct only PySD runs (a priority, a rank)
+            links[src, dst] = Link(src, dst, NO_SIGN, data["derivative"])
             continue
         d = substitute(data["derivative"], constants)
         polarity = None
@@ -198,7 +197,10 @@ def _collapse(nodes: list[str], structure: ModelStructure) -> tuple[str, ...]:
 
 
 def loop_polarity(loop_links: list[Link], structure: ModelStructure, run: Trajectory | None) -> str:
-    """R or B from the link signs; along the run when a link's sign depends on the state."""
+    """R or B from the link signs; along the run when a link's sign depends on the state;
+    "no sign" when a link has none."""
+    if any(link.polarity == NO_SIGN for link in loop_links):
+        return NO_SIGN
     if all(link.polarity in "+-" for link in loop_links):
         negatives = sum(link.polarity == "-" for link in loop_links)
         return "B" if negatives % 2 else "R"

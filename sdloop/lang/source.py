@@ -344,7 +344,10 @@ def parse_model(path: str | Path, *, check_names: bool = True):
         else:
             raise ModelFileError("unknown model file type (expected .mdl or .xmile)", file=path)
         try:
-            reader.parse()
+            if path.suffix.lower() != ".mdl":
+                _parse_xmile_elements(path, reader)
+            else:
+                reader.parse()
             abstract = reader.get_abstract_model()
         except ModelFileError:
             raise
@@ -353,6 +356,26 @@ def parse_model(path: str | Path, *, check_names: bool = True):
     if check_names:
         check_references(abstract, index)
     return abstract, index
+
+
+def _parse_xmile_elements(path: Path, reader) -> None:
+    """PySD's XMILE parse, one variable at a time: an equation it cannot read raises
+    ModelFileError at the line of its ``<eqn>`` (PySD's own error names no variable)."""
+    reader.parse(parse_all=False)
+    for section in reader.sections:
+        section.parse(parse_all=False)
+        for component in section.components:
+            try:
+                component.parse(section.behaviors)
+            except Exception as exc:
+                node = getattr(component, "node", None)
+                eqn = node.find("{*}eqn") if node is not None else None
+                line = (eqn if eqn is not None else node).sourceline if node is not None else None
+                message = _first_line(exc)
+                found = re.search(r"text begins with '(.*?)'", message)
+                detail = f"cannot parse the equation near '{found.group(1)[:30]}'" if found else (
+                    f"cannot parse the equation: {message}")
+                raise ModelFileError(detail, file=path, line=line, variable=component.name) from None
 
 
 def _first_line(exc: BaseException) -> str:

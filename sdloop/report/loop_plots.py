@@ -14,7 +14,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from sdloop.analysis.dominance import Dominance
-from sdloop.analysis.loops import Link, Loop
+from sdloop.analysis.loops import NO_SIGN, Link, Loop
 from sdloop.structure.build import ModelStructure
 
 MAX_LINES = 8
@@ -159,6 +159,8 @@ def _collapsed_links(structure: ModelStructure, loops: Sequence[Loop],
 
 
 def _multiply(a: str, b: str) -> str:
+    if NO_SIGN in (a, b):
+        return NO_SIGN
     if "depends" in (a, b):
         return "depends"
     return "+" if a == b else "-"
@@ -253,8 +255,9 @@ def causal_loop_diagram(structure: ModelStructure, loops: Sequence[Loop], links:
             mid = (np.asarray(pos[a]) + np.asarray(pos[b])) / 2
             normal = np.array([pos[b][1] - pos[a][1], pos[a][0] - pos[b][0]])
             mid = mid - rad * normal * 0.5
-            ax.text(mid[0], mid[1], {"+": "+", "-": "\u2212"}.get(sign, "\u00b1"), ha="center", va="center",
-                    fontsize=6, fontweight="bold", color="0.0", zorder=2)
+            label = {"+": "+", "-": "\u2212", NO_SIGN: "?"}.get(sign, "\u00b1")
+            ax.text(mid[0], mid[1], label, ha="center", va="center", fontsize=6, fontweight="bold", color="0.0",
+                    zorder=2)
         for node, (x, y) in pos.items():
             box = dict(boxstyle="square,pad=0.25", fc="white", ec="0.2", lw=0.6) if node in stocks else \
                 dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.85)

@@ -32,12 +32,12 @@ from sdloop.structure.expressions import (
     LookupFunction,
     Translator,
     make_lookup,
-    make_unsupported,
     number,
     symbol_for,
     time_step_symbol,
 )
 from sdloop.lang.source import SourceIndex, normalize, parse_model
+from sdloop.structure.placeholders import make_unsupported
 from sdloop.structure.subscripts import Ranges, SubscriptError, array_values as _array_values, covered as _covered, element_name
 
 CONTROL = ("initial time", "final time", "time step", "saveper")
@@ -87,6 +87,12 @@ class UnsupportedConstruct:
     variable: str
     line: int | None
     construct: str
+
+    @property
+    def keeps_inputs(self) -> bool:
+        """Whether the structure still knows what the construct depends on (a function or
+        data that only PySD runs does; a subscript or macro it could not resolve does not)."""
+        return not self.construct.startswith(("SUBSCRIPT", "ELMCOUNT", "MACRO"))
 
 
 @dataclass(frozen=True)
@@ -231,10 +237,18 @@ class ModelStructure:
         except nx.NetworkXNoCycle:
             return ()
 
+    def require_analysable(self) -> None:
+        """Raise ModelFileError for the first construct whose inputs the structure lost, or an
+        algebraic loop; loops and units read every other construct as a black box."""
+        self._require(u for u in self.unsupported if not u.keeps_inputs)
+
     def require_simulable(self) -> None:
         """Raise ModelFileError for the first unsupported construct or algebraic loop."""
-        if self.unsupported:
-            u = self.unsupported[0]
+        self._require(self.unsupported)
+
+    def _require(self, unsupported) -> None:
+        u = next(iter(unsupported), None)
+        if u is not None:
             raise ModelFileError(f"{u.construct} is not supported by sdloop's structure",
                                  file=self.path, line=u.line, variable=u.variable)
         if self.algebraic_loops:
@@ -270,46 +284,9 @@ class _Builder:
 
     def macro_expander(self, section, translator: Translator):
         """A callback writing out one call of a macro: its variables, named after the caller."""
-        params = [normalize(p) for p in section.params]
-        returns = normalize(section.name)
+        from sdloop.structure.macros import macro_expander
 
-        def expand(fname: str, args: list, owner: str) -> sympy.Expr:
-            from pysd.translators.structures import abstract_expressions as ax
-
-            if len(args) != len(params):
-                return translator._unsupported(f"{fname} with {len(args)} arguments", args)
-            n = self.counter[owner] = self.counter.get(owner, 0) + 1
-            prefix = f"{owner} [{section.name.upper()} {n}]"
-            local = dict(zip(params, args))
-            names = {normalize(el.name): f"{prefix} {el.name}" for el in section.elements}
-            for key, name in names.items():
-                local[key] = symbol_for(name)
-            inner = Translator(translator.lookups, self.stateful, translator.ranges, translator.variables,
-                               translator.macros)
-            inner.unsupported = translator.unsupported
-            inner.local = local
-            saved = self.current
-            for el in section.elements:
-                name = names[normalize(el.name)]
-                self.current = (name, el.units or "", saved[2], saved[3])
-                ast = el.components[0].ast
-                if isinstance(ast, ax.IntegStructure):
-                    net = inner.translate(ast.flow, name)
-                    self.add(Variable(name, "stock", symbol_for(name), net, el.units or "", saved[2], saved[3],
-                                      initial=inner.translate(ast.initial, name), owner=saved[0]))
-                    self.macro_stocks.append((name, net))
-                else:
-                    expr = inner.translate(ast, name)
-                    if name not in self.variables:
-                        self.add(Variable(name, "auxiliary", symbol_for(name), expr, el.units or "", saved[2],
-                                          saved[3], owner=saved[0]))
-            self.current = saved
-            key = returns if returns in names else (normalize(section.returns[0]) if section.returns else None)
-            if key not in names:
-                return translator._unsupported(f"macro {fname} without a return value", args)
-            return symbol_for(names[key])
-
-        return expand
+        return macro_expander(self, section, translator)
 
     def static_value(self, expr: sympy.Expr) -> float | None:
         """The value of an expression of constants and controls only (None otherwise)."""

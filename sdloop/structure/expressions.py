@@ -10,7 +10,6 @@ the translator hands each one to a callback that writes it out as explicit stock
 
 from __future__ import annotations
 
-import functools
 import itertools
 import keyword
 import re
@@ -21,6 +20,7 @@ import sympy
 
 from sdloop.lang.source import normalize
 from sdloop.structure.piecewise_memo import piecewise
+from sdloop.structure.placeholders import make_unsupported
 from sdloop.structure.subscripts import SubscriptError, element_name
 
 SMALL_VENSIM = 1e-6  # what PySD (and Vensim) treat as zero in ZIDZ, XIDZ, RAMP, PULSE
@@ -122,17 +122,6 @@ def make_lookup(name: str, xs, ys) -> type[LookupFunction]:
     return type(ident, (LookupFunction,), {"xs": xs, "ys": ys, "vensim_name": name, "slope_class": slope})
 
 
-class Unsupported(sympy.Function):
-    """Placeholder for a construct sdloop cannot write out; keeps its dependencies."""
-
-    construct: str = ""
-
-
-def make_unsupported(construct: str) -> type[Unsupported]:
-    ident = "unsupported_" + re.sub(r"\W", "_", construct.lower())
-    return type(ident, (Unsupported,), {"construct": construct.upper().replace("_", " ")})
-
-
 def lambdify_modules(expr_set) -> list:
     """Modules for ``sympy.lambdify`` that know every lookup in the expressions."""
     namespace: dict[str, Callable] = {}
@@ -152,8 +141,7 @@ def number(value) -> sympy.Expr:
     return sympy.Integer(int(value)) if value.is_integer() else sympy.Float(value)
 
 
-def _piecewise(*pairs) -> sympy.Expr:
-    return piecewise(*pairs)
+_piecewise = piecewise  # sympy.Piecewise, reusing earlier builds' results (piecewise_memo)
 
 
 def _zidz(a, b):
@@ -381,8 +369,9 @@ class Translator:
                 for field in node.__dataclass_fields__
             }
             return self.stateful(type(node).__name__, args, owner, top)
-        name = type(node).__name__.replace("Structure", "")
-        return self._unsupported(re.sub(r"(?<!^)(?=[A-Z])", " ", name), ())
+        name = re.sub(r"(?<!^)(?=[A-Z])", " ", type(node).__name__.replace("Structure", ""))
+        fields = [getattr(node, f) for f in getattr(node, "__dataclass_fields__", ())]
+        return self._opaque(name, [f for f in fields if isinstance(f, (ax.AbstractSyntax, int, float))], owner)
 
     def _reference(self, node) -> sympy.Expr:
         name = node.reference
@@ -432,9 +421,8 @@ class Translator:
         self.context = saved
         if not terms:
             return sympy.Integer(0)
-        if fname in ("vmin", "vmax"):  # pairwise, as MIN and MAX (derivatives stay simple)
-            pick = _min if fname == "vmin" else _max
-            return functools.reduce(pick, terms)
+        if fname in ("vmin", "vmax"):  # the first term <= (>=) every other: no MIN nested in a
+            return (_min if fname == "vmin" else _max)(*terms)  # condition (2**n terms when chained)
         return (sympy.Add if fname == "sum" else sympy.Mul)(*terms)
 
     def _elmcount(self, node) -> sympy.Expr:
@@ -457,8 +445,11 @@ class Translator:
         if fname == "active_initial" and len(node.arguments) == 2:
             args = {"expr": self._tr(node.arguments[0], owner), "initial": self._tr(node.arguments[1], owner)}
             return self.stateful("ActiveInitial", args, owner, node is self._top)
+        subscripted = isinstance(node.function, ax.ReferenceStructure) and node.function.subscripts
+        if fname not in FUNCTIONS and normalize(fname) not in self.lookups and not subscripted:
+            return self._opaque(fname, node.arguments, owner)
         args = [self._tr(a, owner) for a in node.arguments]
-        if isinstance(node.function, ax.ReferenceStructure) and node.function.subscripts:
+        if subscripted:
             try:
                 picked = tuple(self.ranges.pick(sub, self.context, self.coords)
                                for sub in node.function.subscripts.subscripts)
@@ -477,6 +468,32 @@ class Translator:
             return builder(*args)
         except TypeError:
             return self._unsupported(fname, args)
+
+    def _opaque(self, construct: str, nodes, owner: str) -> sympy.Expr:
+        """A placeholder for a construct sdloop does not write out, depending on its arguments
+        and on every element of the arrays they name (ALLOCATE BY PRIORITY reads whole arrays)."""
+        from pysd.translators.structures import abstract_expressions as ax
+
+        from sdloop.lang.source import _walk
+
+        args = []
+        for node in nodes:
+            before = len(self.unsupported)
+            arg = self._tr(node, owner)
+            lost = [c for c in self.unsupported[before:] if c.startswith("SUBSCRIPT")]
+            if lost:  # e.g. ``dim!`` outside SUM: its elements are among the inputs below
+                self.unsupported[before:] = [c for c in self.unsupported[before:] if c not in lost]
+                arg = sympy.Integer(0)
+            args.append(arg)
+        known = set().union(*(a.free_symbols for a in args if isinstance(a, sympy.Basic)))
+        extras: list[sympy.Symbol] = []
+        for ref in (r for n in nodes for r in _walk(n) if isinstance(r, ax.ReferenceStructure)):
+            key = normalize(ref.reference or "")
+            names = sorted(self.arrays.get(key, ())) or ([ref.reference] if key in self.variables else [])
+            for symbol in map(symbol_for, names):
+                if symbol not in known and symbol not in extras:
+                    extras.append(symbol)
+        return self._unsupported(construct, args + extras)
 
     def _unsupported(self, construct: str, args) -> sympy.Expr:
         self.unsupported.append(construct.upper().replace("_", " "))

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 
 import sympy
 
-from sdloop.structure.expressions import TIME, LookupFunction, Unsupported
+from sdloop.structure.expressions import TIME, LookupFunction
+from sdloop.structure.placeholders import Unsupported
 from sdloop.structure.build import ModelStructure, Variable
 
 DIMENSIONLESS = frozenset({"dmnl", "1", "dimensionless", "dimensionless unit", "unitless"})
