@@ -16,6 +16,7 @@ import pandas as pd
 from calibration.likelihood import as_measured
 from calibration.run import Calibration, LEVEL, fitted_case_text, history_case_text
 from calibration.uncertainty import threshold
+from calibration.validate import holdout_only_series
 from sdloop.report.exports import write_index
 from sdloop.report.output import atomic_write_text, manifest, write_csv, write_json
 from sdloop.report.tables import write_table
@@ -182,6 +183,25 @@ def profile_figure(cal: Calibration):
     return fig
 
 
+def _holdout_only_lines(cal: Calibration) -> list[str]:
+    """Say plainly which fitted series the hold-out cannot check, and why."""
+    names = holdout_only_series(cal.holdout_summary)
+    if not names:
+        return []
+    series = {s.name: s for s in cal.targets.series}
+    level = [n for n in names if series[n].scale is not None]
+    shape = [n for n in names if series[n].scale is None]
+    text = (f"**The hold-out is not clean for {', '.join(names)}**: measured only in hold-out years "
+            f"(from {cal.holdout.fit_before} on), so the hold-out fit runs without them while the full fit "
+            "(the calibrated values) is set partly by them.")
+    if level:
+        text += (f" The levels they carry ({', '.join(level)}) are fitted on hold-out years and not tested out "
+                 "of sample; in the hold-out fit they rest on the priors alone.")
+    if shape:
+        text += f" {', '.join(shape)} carr{'y' if len(shape) > 1 else 'ies'} shape only (level estimated)."
+    return [text, ""]
+
+
 def holdout_figure(cal: Calibration):
     """Out-of-sample: the model fitted before the hold-out year against a log-linear trend."""
     from calibration.validate import ceiling, log_linear_forecast, logistic_forecast, random_walk_forecast
@@ -281,6 +301,7 @@ def summary_markdown(cal: Calibration) -> str:
         f"## Out-of-sample: fitted to data before {cal.holdout.fit_before}, forecasting the rest "
         "(RMS log error; benchmarks fitted to the same training years)", "",
         _markdown_table(cal.holdout_summary), "",
+        *_holdout_only_lines(cal),
         "## Priors and the hold-out", "",
         ("Every estimated parameter names the data years behind its bounds and start; none uses a "
          f"year from {t.holdout_from} on." if not cal.prior_problems else

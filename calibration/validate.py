@@ -10,7 +10,9 @@ them, and compare with three naive benchmarks fitted to the same training years.
 A series with fewer than ``MIN_TRAINING`` training points is *not testable* (a trend through
 two points says nothing); a level-free series (``scale = "estimate"``) needs training points
 to have a level at all. Errors: RMS log error and MAPE over the held-out points. The verdict
-names every benchmark the model loses to; a loss is reported as a loss.
+names every benchmark the model loses to; a loss is reported as a loss. A series measured only in
+hold-out years is named by ``holdout_only_series``: the full fit learns from it what the hold-out
+fit never sees, so the hold-out does not test what it sets.
 """
 
 from __future__ import annotations
@@ -99,9 +101,12 @@ def out_of_sample_table(holdout: FitResult) -> tuple[pd.DataFrame, pd.DataFrame]
         row = {"series": name, "train_points": len(train), "test_points": len(test)}
         data = test["data"].to_numpy(float)
         if len(train) < MIN_TRAINING or (s.scale is None and train.empty):
-            row.update({"model_RMSLE": math.nan, "model_MAPE": math.nan,
-                        "verdict": f"not testable ({len(train)} training point{'s' if len(train) != 1 else ''}; "
-                                   f"at least {MIN_TRAINING} needed)"})
+            verdict = (f"not testable ({len(train)} training point{'s' if len(train) != 1 else ''}; "
+                       f"at least {MIN_TRAINING} needed)")
+            if train.empty:
+                verdict = ("not testable, and the hold-out is not clean for it (0 training points: every point "
+                           "is a hold-out year, so only the full fit sees it)")
+            row.update({"model_RMSLE": math.nan, "model_MAPE": math.nan, "verdict": verdict})
             for b in BENCHMARKS:
                 row[f"{b}_RMSLE"] = row[f"{b}_MAPE"] = math.nan
             summary.append(row)
@@ -130,3 +135,8 @@ def out_of_sample_table(holdout: FitResult) -> tuple[pd.DataFrame, pd.DataFrame]
                        *[f"{b}_RMSLE" for b in BENCHMARKS], "model_MAPE", *[f"{b}_MAPE" for b in BENCHMARKS],
                        "verdict"]
     return pd.DataFrame(points, columns=point_columns), pd.DataFrame(summary, columns=summary_columns)
+
+
+def holdout_only_series(summary: pd.DataFrame) -> list[str]:
+    """Series whose every point is a hold-out year (no training point): fitted in the full fit only."""
+    return [str(n) for n in summary.loc[summary["train_points"] == 0, "series"]]

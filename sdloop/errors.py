@@ -61,3 +61,19 @@ class OutputError(SdloopError):
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM (what ``timeout``, ``kill`` and CI cancellation send), handled like Ctrl-C."""
+
+
+_TERMINATION = {"received": False}
+
+
+def note_termination(received: bool = True) -> None:
+    """Record that SIGTERM arrived (the signal handler calls this before raising ``Terminated``)."""
+    _TERMINATION["received"] = received
+
+
+def raise_if_terminated() -> None:
+    """Raise ``Terminated`` when SIGTERM arrived but its exception was lost on the way: Python
+    ignores an exception raised inside ``__del__`` (a ``ZipFile`` closing, for one) and the work
+    went on. Called before a result is published, so a terminated command never publishes one."""
+    if _TERMINATION["received"]:
+        raise Terminated()

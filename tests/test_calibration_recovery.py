@@ -88,3 +88,23 @@ def test_interval_coverage_over_many_seeds(tmp_path):
             total += 1
             hits += prof.lower <= TRUE[prof.name] <= prof.upper
     assert hits / total >= 0.85, (hits, total)
+
+
+def test_a_series_measured_only_in_holdout_years_is_named_as_not_clean(tmp_path):
+    """The full fit learns from a hold-out-only series what the hold-out fit never sees: say so."""
+    from types import SimpleNamespace
+
+    from calibration.report import _holdout_only_lines
+    from calibration.validate import holdout_only_series, out_of_sample_table
+
+    path = write_targets(tmp_path, 3)
+    path.write_text(path.read_text().replace('variable = "Adoption"', 'variable = "Adoption"\nfirst_year = 2016'))
+    targets = load_targets(path)
+    holdout = fit(load_model(MODEL), targets, rng=np.random.default_rng(0), starts=1, progress=False,
+                  fit_before=2015)
+    _, summary = out_of_sample_table(holdout)
+    verdicts = summary.set_index("series")["verdict"]
+    assert holdout_only_series(summary) == ["adoption"]
+    assert "not clean" in verdicts["adoption"] and "not clean" not in verdicts["adopters"]
+    lines = _holdout_only_lines(SimpleNamespace(holdout_summary=summary, targets=targets, holdout=holdout))
+    assert "not clean for adoption" in lines[0] and "from 2015 on" in lines[0]

@@ -277,3 +277,37 @@ def test_an_empty_equation_is_refused_at_its_line(capsys, tmp_path):
         status, err = sdloop(capsys, *command)
         assert status == 2
         assert f"{path}:{line}: an empty equation" in one_line(err)
+
+
+def test_a_sigterm_whose_exception_was_swallowed_still_publishes_nothing_and_exits_143(tmp_path, capsys):
+    """Python ignores an exception raised inside __del__: a SIGTERM arriving there went unseen and
+    the run finished with exit 0. The handler records the signal, and the result is not published."""
+    import gc
+
+    import importlib
+
+    cli_main = importlib.import_module("sdloop.cli.main")
+
+    class SwallowsTerm:
+        def __del__(self):
+            os.kill(os.getpid(), signal.SIGTERM)  # the handler's Terminated is ignored inside __del__
+            for _ in range(10_000):  # the handler runs between these bytecodes, still inside __del__
+                pass
+
+    real = cli_main.build_parser
+
+    def parser_that_loses_a_sigterm():
+        SwallowsTerm()
+        gc.collect()
+        return real()
+
+    cli_main.build_parser = parser_that_loses_a_sigterm
+    try:
+        status = cli_main.main(["run", str(PROJECT), "--results", str(tmp_path), "--only", "metrics",
+                                "--cases", "nev", "--scenarios", "baseline", "--strategies", "no_policy"])
+    finally:
+        cli_main.build_parser = real
+    err = capsys.readouterr().err
+    assert status == 143, err
+    assert "sdloop: terminated" in err and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []

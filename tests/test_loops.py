@@ -147,3 +147,11 @@ def test_derivative_of_a_many_way_max_is_linear_and_right():
     small = FUNCTIONS["if_then_else"](a > 1, FUNCTIONS["min"](a * b, c), a ** 2) * c
     for point in ({a: 2, b: 3, c: 10}, {a: 2, b: 3, c: 1}, {a: 0.5, b: 3, c: 1}):
         assert link_derivative(small, a).subs(point) == sympy.diff(small, a).subs(point)
+
+
+def test_diagram_labels_keep_subscripts_whole():
+    from sdloop.report.loop_plots import node_label
+
+    assert node_label("shipments[Boston]") == "shipments\n[Boston]"  # was 'shipments[Boston\n]'
+    assert node_label("x[a]") == "x[a]"
+    assert node_label("Technological Capability Gap") == "Technological\nCapability Gap"

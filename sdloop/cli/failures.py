@@ -141,24 +141,34 @@ def signals_as_interrupts() -> Iterator[None]:
     Child processes forked meanwhile keep the default behaviour: the handler re-sends the signal
     to itself with the default action when it runs anywhere but in the process that installed it.
     """
+    from sdloop.errors import note_termination
+
     owner = os.getpid()
+    note_termination(False)
 
     def handler(signum, frame):
         if os.getpid() != owner:
             signal.signal(signum, signal.SIG_DFL)
             os.kill(os.getpid(), signum)
             return
+        note_termination()  # remembered: the exception below can be swallowed (raised inside a __del__)
         raise Terminated()
+
+    def unraisable(info) -> None:  # Terminated raised inside a __del__: recorded above, not printed
+        if not isinstance(info.exc_value, KeyboardInterrupt):
+            default_hook(info)
 
     try:
         previous = signal.signal(signal.SIGTERM, handler)
     except ValueError:  # not the main thread: leave signals alone
         yield
         return
+    default_hook, sys.unraisablehook = sys.unraisablehook, unraisable
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+        sys.unraisablehook = default_hook
 
 
 @contextmanager

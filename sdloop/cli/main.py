@@ -54,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from sdloop.cli.failures import report, signals_as_interrupts, silence_stdout, tidy_warnings
+    from sdloop.errors import raise_if_terminated
 
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv  # accepted anywhere on the line
@@ -61,6 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             args = build_parser().parse_args([a for a in argv if a != "--debug"])
             status = args.handler(args)
+            raise_if_terminated()  # SIGTERM whose exception was swallowed on the way still ends in 143
             sys.stdout.flush()  # a closed pipe shows here, inside the funnel
             return status
         except SystemExit as exc:  # argparse: usage errors (2), --help and --version (0)

@@ -199,13 +199,27 @@ def _text_size(text: str, fontsize: float) -> tuple[float, float]:
     return width, fontsize * 1.2 * len(lines)
 
 
+def node_label(name: str, width: int = 16) -> str:
+    """A variable's name wrapped at ``width`` characters, its subscripts (``[a,b]``) kept whole on
+    a line of their own when they do not fit."""
+    import textwrap
+
+    base, bracket, rest = name.partition("[")
+    lines = textwrap.wrap(base.strip(), width, break_long_words=False) or [""]
+    if bracket:
+        subscript = "[" + rest
+        if len(lines[-1]) + len(subscript) <= width:
+            lines[-1] += subscript
+        else:
+            lines.append(subscript)
+    return "\n".join(lines)
+
+
 def causal_loop_diagram(structure: ModelStructure, loops: Sequence[Loop], links: Mapping[tuple[str, str], Link],
                         *, ax=None, seed: int = 0, title: str | None = None):
     """A causal-loop diagram of the variables on loops, for a 183 mm page in grayscale: signed
     arrows, stocks boxed, loop ids (R/B) inside their loops. Layout: networkx Kamada-Kawai, then
     names and loop ids moved apart until no two overlap (``separate``)."""
-    import textwrap
-
     from sdloop.report import plotting
 
     signs = _collapsed_links(structure, loops, links)
@@ -227,7 +241,7 @@ def causal_loop_diagram(structure: ModelStructure, loops: Sequence[Loop], links:
     xy = np.array([pos[n] for n in nodes], dtype=float)
     xy = (xy - xy.min(axis=0)) / np.maximum(np.ptp(xy, axis=0), 1e-9) * np.array([1.0, 0.72])
     fontsize = 5.5
-    texts = {n: textwrap.fill(n, 16) for n in nodes}
+    texts = {n: node_label(n) for n in nodes}
     stocks = {v.vensim_name for v in structure.stocks if v.owner is None}
     loop_items = []
     for loop in loops:

@@ -22,6 +22,8 @@ from typing import Iterator, Mapping
 
 import pandas as pd
 
+from sdloop.errors import raise_if_terminated
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -141,6 +143,7 @@ def new_run_dir(results: str | Path, label: str = "run") -> Iterator[Path]:
     work = _work_dir(results)
     try:
         yield work
+        raise_if_terminated()
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
@@ -188,6 +191,7 @@ def replaced_dir(out: str | Path) -> Iterator[Path]:
     work = _work_dir(out.parent, out.name + "-")
     try:
         yield work
+        raise_if_terminated()
         (work / OUTPUT_MARK).write_text("written whole by sdloop; replaced whole by the next run into this folder\n",
                                         encoding="utf-8")
         old = None
