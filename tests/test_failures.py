@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import FIXTURES, MODELS, ROOT
@@ -311,3 +312,80 @@ def test_a_sigterm_whose_exception_was_swallowed_still_publishes_nothing_and_exi
     assert status == 143, err
     assert "sdloop: terminated" in err and "Traceback" not in err
     assert list(tmp_path.iterdir()) == []
+
+
+AUDIT_MODEL = """{UTF-8}
+Stock = INTEG(Inflow, 1) ~ Widgets ~ Start (test). |
+Inflow = Stock * Rate ~ Widgets/Year ~ Flow (test). |
+Rate = RATE ~ 1/Year ~ Assumed (test). |
+Zero = 0 ~ Year ~ Assumed (test). |
+INITIAL TIME = 0 ~ Year ~ Start. |
+FINAL TIME = 2 ~ Year ~ End. |
+TIME STEP = 1 ~ Year ~ Step. |
+SAVEPER = TIME STEP ~ Year ~ Save. |
+"""
+
+
+def test_out_never_replaces_a_symlink_a_pipe_or_a_device(tmp_path, capsys):
+    """Found by the audit: the rename over --out replaced whatever the path named (as root,
+    --out /dev/full replaced the device with a file)."""
+    model = tmp_path / "m.mdl"
+    model.write_text(AUDIT_MODEL.replace("RATE", "0.1"))
+    (tmp_path / "t.csv").write_text("old\n")
+    (tmp_path / "link.csv").symlink_to(tmp_path / "t.csv")
+    os.mkfifo(tmp_path / "p.fifo")
+    for target, kind in (("link.csv", "a symbolic link"), ("p.fifo", "a named pipe")):
+        status, err = sdloop(capsys, "simulate", model, "--engine", "numpy", "--out", tmp_path / target)
+        assert status == 2 and f"is {kind}" in err and "Traceback" not in err, err
+    assert (tmp_path / "link.csv").is_symlink() and (tmp_path / "t.csv").read_text() == "old\n"
+    assert (tmp_path / "p.fifo").is_fifo()
+
+
+def test_a_constant_that_divides_by_zero_is_named_at_its_line_in_every_engine(tmp_path, capsys):
+    model = tmp_path / "div0.mdl"
+    model.write_text(AUDIT_MODEL.replace("RATE", "1/0"))
+    for engine in ("pysd", "numpy", "auto"):
+        status, err = sdloop(capsys, "simulate", model, "--engine", engine)
+        assert status == 2 and f"{model}:4: Rate: divides by zero" in one_line(err), (engine, err)
+
+
+def test_loops_run_on_a_model_whose_run_divides_by_zero(tmp_path, capsys):
+    model = tmp_path / "div0b.mdl"
+    model.write_text(AUDIT_MODEL.replace("RATE", "1/Zero"))
+    status, err = sdloop(capsys, "loops", model)
+    assert status == 0 and "Traceback" not in err and "internal error" not in err, err
+
+
+def test_a_variable_named_like_a_function_pysd_calls_is_refused_on_the_pysd_path(tmp_path, capsys):
+    """PySD writes EXP(1) as exp(1), which then calls the variable 'exp' (0.2 instead of 2.818)."""
+    model = tmp_path / "n_exp.mdl"
+    model.write_text(AUDIT_MODEL.replace("RATE", "0.1").replace(
+        "Zero = 0 ~ Year ~ Assumed (test). |", "exp = 0.1 ~ Dmnl ~ Assumed (test). |\n"
+                                              "Y = EXP(1) + exp ~ Dmnl ~ Assumed (test). |"))
+    status, err = sdloop(capsys, "simulate", model, "--engine", "pysd", "--columns", "Y")
+    assert status == 2 and "exp: the name hides the function 'exp'" in one_line(err), err
+    out = tmp_path / "y.csv"
+    status, err = sdloop(capsys, "simulate", model, "--engine", "numpy", "--columns", "Y", "--out", out)
+    assert status == 0 and float(out.read_text().splitlines()[-1].split(",")[1]) == pytest.approx(np.e + 0.1)
+
+
+def test_a_stock_without_its_initial_value_says_so(tmp_path, capsys):
+    model = tmp_path / "badinit.mdl"
+    model.write_text(AUDIT_MODEL.replace("RATE", "0.1").replace("INTEG(Inflow, 1)", "INTEG(Inflow, )"))
+    status, err = sdloop(capsys, "simulate", model)
+    assert status == 2 and f"{model}:2: Stock: INTEG needs its initial argument" in one_line(err), err
+
+
+def test_sigterm_during_a_held_write_acts_once_the_write_is_done():
+    """netCDF4/HDF5 hung for ever when SIGTERM interrupted it inside xarray's lock (audit): the
+    signal now waits for the write, then ends the command."""
+    from sdloop.errors import Terminated
+    from sdloop.report.output import signals_held
+
+    done = []
+    with pytest.raises(Terminated):
+        with signals_held():
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.05)
+            done.append(True)
+    assert done == [True]

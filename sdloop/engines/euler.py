@@ -53,7 +53,12 @@ class CompiledEquation:
         if self._scalar is None:
             namespace = lambdify_modules([self._expr])[0]
             self._scalar = sympy.lambdify(self._symbols, self._expr, modules=[namespace, "math"])
-        return float(self._scalar(*[values[n] for n in self.inputs]))
+        arguments = [values[n] for n in self.inputs]
+        try:
+            return float(self._scalar(*arguments))
+        except ZeroDivisionError:  # as the engines do: IEEE division (inf or nan), caught as non-finite
+            with np.errstate(all="ignore"):
+                return float(self._scalar(*[np.float64(a) for a in arguments]))
 
     def over(self, values: Mapping[str, np.ndarray], length: int) -> np.ndarray:
         """The equation at every time step, given an array per input."""

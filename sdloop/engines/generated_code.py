@@ -97,6 +97,23 @@ def _function_problems(function: ast.FunctionDef, expected: Mapping[str, str]) -
     return found
 
 
+def shadowed(source: str) -> list[tuple[str, str]]:
+    """(Vensim name, Python name) of each component whose function has the name of something the
+    module imports (a variable called ``exp`` makes PySD's ``exp(1)`` call that variable)."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return []
+    imported = {alias.asname or alias.name.split(".")[0] for statement in tree.body
+                if isinstance(statement, (ast.Import, ast.ImportFrom)) for alias in statement.names}
+    functions = {statement.name: statement for statement in tree.body if isinstance(statement, ast.FunctionDef)}
+    # a component takes no arguments: called with some, the call meant a function of the same name
+    called = {node.func.id for node in ast.walk(tree) if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+              and node.func.id in functions and (node.args or node.keywords)
+              and not functions[node.func.id].args.args}
+    return [(_component_name(functions[name]) or name, name) for name in sorted((imported & set(functions)) | called)]
+
+
 def verify_generated(folder: str | Path, expected_docs: Mapping[str, str], model: str | Path) -> None:
     """ModelFileError (naming ``model``) unless every ``.py`` in ``folder`` passes ``problems``."""
     for path in sorted(Path(folder).rglob("*.py")):
@@ -104,6 +121,10 @@ def verify_generated(folder: str | Path, expected_docs: Mapping[str, str], model
             source = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise ModelFileError(f"cannot read PySD's translation {path.name}: {exc}", file=model) from None
+        for name, python in shadowed(source):
+            raise ModelFileError(f"the name hides the function '{python}' that PySD's translation calls, so PySD "
+                                 "would compute wrong numbers; rename the variable (or run it with --engine numpy)",
+                                 file=model, variable=name)
         found = problems(source, expected_docs)
         if found:
             more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""

@@ -330,7 +330,11 @@ class Model:
                             computed_line=self.index.line(name), source=source, line=line)
 
     def _component(self, name: str):
-        return getattr(self._pysd.components, self._py_name[normalize(name)])()
+        try:
+            return getattr(self._pysd.components, self._py_name[normalize(name)])()
+        except ZeroDivisionError:  # a constant such as 1/0, computed by Python floats
+            raise ModelFileError("divides by zero", file=self.path, line=self.index.line(name),
+                                 variable=name) from None
 
     def _control_value(self, name: str) -> float | None:
         """A control's value at the initial time (None when PySD cannot compute it yet)."""

@@ -397,8 +397,10 @@ def _parse_one(path: Path, eq: Equation) -> None:
         found = re.search(r"text begins with '(.*?)'", message) or re.search(
             r"Rule .*? didn't match at '(.*?)'", message
         )
+        missing = re.search(r"(\w+)Structure.__init__\(\) missing .*?argument: '(\w+)'", message)
         detail = f"cannot parse the equation near '{found.group(1)[:30]}'" if found else (
-            f"cannot parse the equation: {message}"
+            f"{missing.group(1).upper()} needs its {missing.group(2).replace('_', ' ')} argument" if missing
+            else f"cannot parse the equation: {message}"
         )
         if re.search(r"\([^()]*[^:\s]\s*:\s*[^:()]*\)", cleaned):  # f(a, b : c), not :AND:
             detail += " (a call with ':' gives a macro several outputs, which PySD does not support)"

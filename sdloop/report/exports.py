@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from sdloop.experiments.metrics import DIMS
-from sdloop.report.output import atomic_file, atomic_write_text
+from sdloop.report.output import atomic_file, atomic_write_text, signals_held
 
 
 def variable_attributes(sim, name: str) -> dict[str, str]:
@@ -94,7 +94,7 @@ def _band_attributes(study, text: str) -> dict[str, str]:
 def write_netcdf(dataset, path: str | Path) -> Path:
     """``dataset`` as a compressed netCDF4 file, written under a temporary name and renamed."""
     encoding = {name: {"zlib": True, "complevel": 4} for name in dataset.data_vars}
-    with atomic_file(path) as tmp:
+    with atomic_file(path) as tmp, signals_held():  # HDF5 cannot be interrupted half-way (see signals_held)
         dataset.to_netcdf(tmp, engine="netcdf4", encoding=encoding)
     return Path(path)
 

@@ -39,6 +39,7 @@ def publish_mode(path: str | Path, *, directory: bool = False) -> None:
 def atomic_write_text(path: str | Path, text: str) -> Path:
     """Write ``text`` to ``path`` through a temporary file in the same directory."""
     path = Path(path)
+    check_replaceable(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
@@ -57,6 +58,7 @@ def atomic_file(path: str | Path) -> Iterator[Path]:
     """A temporary path beside ``path`` to write; renamed to ``path`` when the block ends without
     an error, removed otherwise."""
     path = Path(path)
+    check_replaceable(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(fd)
@@ -67,6 +69,57 @@ def atomic_file(path: str | Path) -> Iterator[Path]:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+@contextmanager
+def signals_held() -> Iterator[None]:
+    """SIGTERM and Ctrl-C wait until the block ends, then act (``Terminated`` / ``KeyboardInterrupt``).
+
+    For library calls that must not be interrupted half-way: an exception raised inside
+    netCDF4/HDF5's write while xarray holds its (non-reentrant) lock left the clean-up waiting
+    for that lock for ever."""
+    import signal
+    import threading
+
+    from sdloop.errors import Terminated, note_termination
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    wanted = (signal.SIGTERM, signal.SIGINT)
+    previous = {s: signal.signal(s, lambda signum, frame: received.append(signum)) for s in wanted}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    if signal.SIGTERM in received:
+        note_termination()
+        raise Terminated()
+    if received:
+        raise KeyboardInterrupt()
+
+
+def check_replaceable(path: Path) -> None:
+    """Refuse (OutputError, exit 2) to replace anything but a regular file: a rename over a
+    symbolic link, a named pipe or a device (``--out /dev/null`` as root) would replace it."""
+    import stat
+
+    from sdloop.errors import OutputError
+
+    try:
+        mode = path.lstat().st_mode
+    except FileNotFoundError:
+        return
+    except OSError:
+        return  # the write itself reports it
+    if not stat.S_ISREG(mode):
+        kind = ("a symbolic link" if stat.S_ISLNK(mode) else "a folder" if stat.S_ISDIR(mode) else
+                "a named pipe" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+                else "not a regular file")
+        raise OutputError(f"{path} is {kind}: sdloop writes a new file whole and renames it into place, so it "
+                          "only replaces regular files; choose another output path (nothing was written)")
 
 
 def inside(root: str | Path, relative: str | Path) -> Path:

@@ -20,7 +20,7 @@ import pandas as pd
 from cycler import cycler
 from matplotlib.figure import Figure
 
-from sdloop.report.output import publish_mode
+from sdloop.report.output import check_replaceable, publish_mode
 
 MM = 1 / 25.4
 SINGLE_COLUMN = 89 * MM
@@ -219,6 +219,7 @@ def save_figure(fig, path_stem: str | Path) -> list[Path]:
     written = []
     for ext, kwargs in ((".pdf", {"bbox_inches": bbox}), (".png", {"dpi": PNG_DPI, "bbox_inches": bbox})):
         final = stem.with_suffix(ext)
+        check_replaceable(final)
         fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=ext, dir=final.parent)
         os.close(fd)
         try:
