@@ -172,3 +172,14 @@ def test_a_results_cache_entry_changed_after_it_was_written_is_not_used(tmp_path
     entry = tmp_path / "cache" / "figures" / "cd" / "cd34"
     (entry / "extra.png").write_bytes(b"added")
     assert cache.get_files("figures", "cd34", tmp_path / "out2") is None and not (tmp_path / "out2").exists()
+
+
+def test_a_complex_value_that_reaches_a_comparison_in_pysd_is_named_with_its_time(capsys):
+    """A complex number can reach a comparison before PySD warns about it (TypeError '<='): the
+    message still names the variable, its line and the time (the audit found 'PySD failed')."""
+    status = main(["simulate", str(MODELS / "sector_lifecycle.mdl"), "--case", "nev", "--engine", "pysd",
+                   "--set", "Initial Cumulative Production=-5"])
+    err = capsys.readouterr().err
+    assert status == 1, err
+    line = [row for row in err.splitlines() if row.startswith("sdloop: error:")][0]
+    assert "became non-real" in line and " at time " in line and "sector_lifecycle.mdl:" in line, line

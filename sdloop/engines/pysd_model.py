@@ -406,6 +406,11 @@ class Model:
                                                   "power of a negative number)") from exc
             except SdloopError:
                 raise
+            except TypeError as exc:
+                if "complex" not in str(exc):  # a complex value reached a comparison (no ComplexWarning first)
+                    raise SimulationError(f"PySD failed during the run: {_first_line(exc)}", file=self.path) from exc
+                raise self._arithmetic_error(exc, "became non-real (a complex number such as a fractional "
+                                                  "power of a negative number)") from exc
             except Exception as exc:
                 raise SimulationError(f"PySD failed during the run: {_first_line(exc)}", file=self.path) from exc
         frame.index.name = "time"
