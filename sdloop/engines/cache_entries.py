@@ -9,7 +9,8 @@ compiled code that sdloop later imports or loads, so:
   (before the entry is renamed into place);
 - ``intact(folder)`` is true only when every recorded file is there with its hash and no other
   file was added: a changed, truncated or partial entry (a killed translation) is not used;
-- ``discard(folder)`` moves a damaged entry aside and removes it, so it is built again.
+- ``discard(folder)`` moves a damaged entry aside and removes it, so it is built again;
+- ``new_entry(final)`` gives a temporary folder to fill, sealed and renamed to ``final``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,10 @@ import json
 import os
 import shutil
 import stat
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from sdloop.errors import ModelFileError
 
@@ -93,3 +97,23 @@ def discard(folder: Path) -> None:
             except OSError:
                 pass
         shutil.rmtree(aside, ignore_errors=True)
+
+
+@contextmanager
+def new_entry(final: Path, *, replace: bool = False) -> Iterator[Path]:
+    """A temporary folder beside ``final`` to fill; when the block ends it is sealed and renamed to
+    ``final`` (an existing ``final`` is kept, or discarded first with ``replace``). The folder is
+    removed whatever happens, so no partial entry stays; errors of the block and of sealing reach
+    the caller."""
+    work = Path(tempfile.mkdtemp(prefix=".tmp-", dir=final.parent))
+    try:
+        yield work
+        seal(work)
+        if replace and final.exists():
+            discard(final)
+        try:
+            os.rename(work, final)
+        except OSError:  # another process stored the same entry meanwhile
+            pass
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

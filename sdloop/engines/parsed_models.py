@@ -30,7 +30,7 @@ from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 
-from sdloop.engines.cache_entries import discard, intact, private_cache, seal
+from sdloop.engines.cache_entries import discard, intact, new_entry, private_cache
 from sdloop.engines.pysd_model import cache_dir
 from sdloop.errors import ModelFileError
 from sdloop.lang.source import (SourceIndex, _parse_one, check_references, parse_model, read_text,
@@ -76,29 +76,23 @@ def _load(entry: Path):
         return None
 
 
+def _last_pointer(root: Path, path: Path) -> Path:
+    """The file naming the entry of the last text parsed at ``path``."""
+    return root / f"last-{hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:24]}"
+
+
 def _store(root: Path, key: str, path: Path, text: str, abstract, index) -> None:
-    work = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
     try:
-        (work / "model.txt").write_text(text, encoding="utf-8")
-        with open(work / "model.pickle", "wb") as handle:
-            pickle.dump((abstract, index), handle, protocol=pickle.HIGHEST_PROTOCOL)
-        seal(work)
-        try:
-            os.rename(work, root / key)
-        except OSError:  # stored by another process meanwhile
-            pass
-        last = root / f"last-{hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:24]}"
+        with new_entry(root / key) as work:
+            (work / "model.txt").write_text(text, encoding="utf-8")
+            with open(work / "model.pickle", "wb") as handle:
+                pickle.dump((abstract, index), handle, protocol=pickle.HIGHEST_PROTOCOL)
         fd, tmp = tempfile.mkstemp(prefix=".last-", dir=root)
         with os.fdopen(fd, "w") as handle:
             handle.write(key)
-        os.replace(tmp, last)
+        os.replace(tmp, _last_pointer(root, path))
     except OSError:
         pass  # a cache that cannot be written only costs time
-    finally:
-        if work.exists():
-            import shutil
-
-            shutil.rmtree(work, ignore_errors=True)
 
 
 def _spliced(path: Path, text: str, old_text: str, abstract, index):
@@ -183,7 +177,7 @@ def parsed_model(path: str | Path):
         return found[1], found[2]
     result = None
     try:
-        last = (root / f"last-{hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:24]}").read_text().strip()
+        last = _last_pointer(root, path).read_text().strip()
         previous = _load(root / last) if last and last != key else None
     except OSError:
         previous = None
@@ -238,7 +232,7 @@ def _memo(path: Path):
     except (OSError, ModelFileError):
         return {}, None
     try:
-        last = (root / f"last-{hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:24]}").read_text().strip()
+        last = _last_pointer(root, path).read_text().strip()
     except OSError:
         last = ""
     version = _memo_version()
@@ -257,22 +251,12 @@ def _memo(path: Path):
                 pass
 
     def store(table: dict) -> None:
-        work = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
         try:
-            with open(work / "memo.pickle", "wb") as handle:
+            with new_entry(root / f"{key}.piecewise", replace=True) as work, \
+                    open(work / "memo.pickle", "wb") as handle:
                 pickle.dump({"version": version, "table": table}, handle, protocol=pickle.HIGHEST_PROTOCOL)
-            seal(work)
-            final = root / f"{key}.piecewise"
-            if final.exists():
-                discard(final)
-            os.rename(work, final)
         except OSError:
             pass  # a cache that cannot be written only costs time
-        finally:
-            if work.exists():
-                import shutil
-
-                shutil.rmtree(work, ignore_errors=True)
 
     store.current = current  # the entry read is this text's own
     return memo, store

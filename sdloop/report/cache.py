@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
-import tempfile
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
@@ -26,7 +24,8 @@ from typing import Iterable, Iterator, Mapping
 import numpy as np
 import pandas as pd
 
-from sdloop.engines.cache_entries import ENTRY_FILE, discard, intact, private_cache, seal
+from sdloop.engines.cache_entries import ENTRY_FILE, discard, intact, new_entry, private_cache
+from sdloop.report.output import atomic_file
 from sdloop.version import __version__
 
 
@@ -153,14 +152,8 @@ class Cache:
         for path in sorted(where.rglob("*")):
             if path.is_file() and path.name != ENTRY_FILE:
                 target = dest / path.relative_to(where)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-                os.close(fd)
-                shutil.copyfile(path, tmp)
-                from sdloop.report.output import publish_mode
-
-                publish_mode(tmp)
-                os.replace(tmp, target)
+                with atomic_file(target) as tmp:
+                    shutil.copyfile(path, tmp)
                 copied.append(target)
         self.hits += 1
         return copied
@@ -182,12 +175,8 @@ class Cache:
         final = self._dir(kind, key)
         private_cache(self.root)
         final.parent.mkdir(parents=True, exist_ok=True)
-        work = Path(tempfile.mkdtemp(prefix=".tmp-", dir=final.parent))
         try:
-            yield work
-            seal(work)
-            os.rename(work, final)
-        except OSError:  # another process stored the same entry meanwhile, or the disk is full
+            with new_entry(final) as work:
+                yield work
+        except OSError:  # the disk is full: a cache that cannot be written only costs time
             pass
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
