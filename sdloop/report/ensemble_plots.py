@@ -78,7 +78,7 @@ def sobol_figure(table: pd.DataFrame, *, title: str | None = None, labels: Mappi
     if constant and len(constant) < len(outputs):  # no variance to apportion: an empty panel says nothing
         outputs = [o for o in outputs if o not in constant]
         title = title and (f"{title}\n(constant over the samples, not shown: "
-                           f"{', '.join((labels or {}).get(o, o).replace(chr(10), ' ') for o in constant)})")
+                           f"{_names(constant, labels)})")
     fig, axes = plotting.panel_grid(len(outputs), ncols=2, height=plotting.PANEL_HEIGHT * 1.1)
     for ax, output in zip(axes, outputs):
         sobol_bars(table, output, ax=ax, labels=labels)
@@ -101,7 +101,7 @@ def best_probability(table: pd.DataFrame, *, ax=None, title: str | None = None,
     if tied and len(tied) < len(grid.columns):
         grid = grid.drop(columns=tied)
         title = f"{title or 'Probability of being best'}\n(all strategies tied, not shown: " \
-                f"{', '.join((labels or {}).get(m, m).replace(chr(10), ' ') for m in tied)})"
+                f"{_names(tied, labels)})"
     ax.imshow(grid.to_numpy(dtype=float), cmap="Greys", vmin=0, vmax=1.6, aspect="auto")
     for (i, j), value in np.ndenumerate(grid.to_numpy(dtype=float)):
         ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=5.5,
@@ -130,7 +130,7 @@ def regret_figure(table: pd.DataFrame, *, title: str | None = None, labels: Mapp
     if tied and len(tied) < len(metrics):
         metrics = [m for m in metrics if m not in tied]
         title = title and (f"{title} (all strategies tied, not shown: "
-                           f"{', '.join((labels or {}).get(m, m).replace(chr(10), ' ') for m in tied)})")
+                           f"{_names(tied, labels)})")
     fig, axes = plotting.panel_grid(len(metrics), ncols=3, height=plotting.PANEL_HEIGHT * 1.1)
     strategies = list(dict.fromkeys(table["strategy"]))
     for ax, metric in zip(axes, metrics):
@@ -170,3 +170,8 @@ def _power_of_thousand(values: np.ndarray) -> float:
     if top == 0 or 1e-2 <= top < 1e4:
         return 1.0
     return 10.0 ** (3 * int(np.floor(np.log10(top) / 3)))
+
+
+def _names(metrics: Sequence[str], labels: Mapping[str, str] | None) -> str:
+    """The metrics' labels on one line, comma-separated (for a note in a title)."""
+    return ", ".join((labels or {}).get(m, m).replace("\n", " ") for m in metrics)

@@ -10,8 +10,6 @@ no global matplotlib state (the backend of a notebook is left alone).
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -20,7 +18,7 @@ import pandas as pd
 from cycler import cycler
 from matplotlib.figure import Figure
 
-from sdloop.report.output import check_replaceable, publish_mode
+from sdloop.report.output import atomic_file
 
 MM = 1 / 25.4
 SINGLE_COLUMN = 89 * MM
@@ -219,16 +217,8 @@ def save_figure(fig, path_stem: str | Path) -> list[Path]:
     written = []
     for ext, kwargs in ((".pdf", {"bbox_inches": bbox}), (".png", {"dpi": PNG_DPI, "bbox_inches": bbox})):
         final = stem.with_suffix(ext)
-        check_replaceable(final)
-        fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=ext, dir=final.parent)
-        os.close(fd)
-        try:
+        with atomic_file(final) as tmp:
             fig.savefig(tmp, format=ext[1:], **kwargs)
-            publish_mode(tmp)
-            os.replace(tmp, final)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
         written.append(final)
     if plt.fignum_exists(getattr(fig, "number", -1)):
         plt.close(fig)
