@@ -53,3 +53,17 @@ def test_loops_dominance_says_which_parameters_it_ran(tmp_path):
                     cwd=ROOT)
     assert result.returncode == 0, result.stderr
     assert "parameters: model defaults < fitted values ignored (--uncalibrated)" in result.stderr
+
+
+def test_simulate_lays_a_strategys_per_case_values_as_run_does():
+    """A strategy's [NAME.cases.CASE] table applies in simulate as in run (`historical` in IC
+    opens Big Fund I in 2014.73; simulate once ran it with no lever open, as no_policy)."""
+    from sdloop.experiments.project import load_project
+
+    project = load_project(MODELS / "sector.project.toml")
+    own = project.strategies["historical"].cases["ic"]
+    result = sdloop("simulate", MODELS / "sector_lifecycle.mdl", "--case", "ic", "--strategy", "historical",
+                    "--columns", ",".join(own), cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    first = pd.read_csv(io.StringIO(result.stdout)).iloc[0]
+    assert {name: first[name] for name in own} == pytest.approx(dict(own))

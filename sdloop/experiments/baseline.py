@@ -59,8 +59,10 @@ def baseline(model: str | Path, *, project: str | Path | None = None, cases: Seq
     if loaded is not None and "" in loaded.fitted:
         layers.append(loaded.fitted[""])
         parts.append(f"fitted ({loaded.fitted[''].source})")
+    case_names = []
     for name in cases:
         case = _entry(loaded, "case", name)
+        case_names.append(case.name)
         layers.append(case)
         parts.append(f"case {case.name}")
         fitted = _fitted_case(loaded, case.name)
@@ -70,7 +72,7 @@ def baseline(model: str | Path, *, project: str | Path | None = None, cases: Seq
     for dim, name in (("scenario", scenario), ("strategy", strategy)):
         entry = _entry(loaded, dim, name)
         if entry is not None:
-            layers.append(entry)
+            layers.extend(entry.for_case(c) for c in case_names or [""])  # its [NAME.cases.CASE], as `run`
             parts.append(f"{dim} {entry.name}")
     for layer in extra:
         if layer.parameters:
