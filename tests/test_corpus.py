@@ -22,7 +22,8 @@ import pytest
 from conftest import FIXTURES
 from sdloop.cli.main import main
 from sdloop.engines.numpy_engine import compare_frames, engine_or_reasons
-from sdloop.engines.pysd_model import Model, seeded_random
+from sdloop.engines.pysd_model import Model
+from sdloop.engines.pysd_runtime import seeded_random
 from sdloop.structure.build import build_structure
 
 CORPUS = FIXTURES / "corpus"

@@ -32,7 +32,7 @@ def _run(project, results, capsys):
 
 
 def _kernels():
-    from sdloop.engines.pysd_model import cache_dir
+    from sdloop.engines.pysd_translation import cache_dir
 
     return sorted(p.name for p in cache_dir().glob("kernel-*"))
 

@@ -9,7 +9,8 @@ import pytest
 
 from conftest import FIXTURES, MODELS
 from sdloop.errors import OverrideError, SimulationError
-from sdloop.engines.pysd_model import Model, load_model, quiet_pysd
+from sdloop.engines.pysd_model import Model, load_model
+from sdloop.engines.pysd_runtime import quiet_pysd
 
 LOOKUP_MODEL = FIXTURES / "core" / "goal_lookup.mdl"
 

@@ -42,7 +42,7 @@ from pathlib import Path
 
 from sdloop.engines.cache_entries import file_sha256, private_cache
 from sdloop.engines.ccodegen import CKernel
-from sdloop.engines.pysd_model import cache_dir
+from sdloop.engines.pysd_translation import cache_dir
 
 FLAGS = ("-O3", "-march=native", "-fopenmp", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=off")
 LINK_FLAGS = ("-fopenmp",)

@@ -31,7 +31,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from sdloop.engines.cache_entries import discard, intact, new_entry, private_cache
-from sdloop.engines.pysd_model import cache_dir
+from sdloop.engines.pysd_translation import cache_dir
 from sdloop.errors import ModelFileError
 from sdloop.lang.source import (SourceIndex, _parse_one, check_references, parse_model, read_text,
                                 split_equations)

@@ -1,240 +1,31 @@
 """Load a model file through PySD and run it with parameter overrides.
 
-Translation goes to a cache directory keyed by the file's content, never next to the
-model file. Lookups are evaluated with ``numpy.interp`` instead of PySD's xarray
-interpolation (same numbers, much faster). Every run sets every constant explicitly,
-so no override leaks into a later run.
+Translation (``pysd_translation``) goes to a cache directory keyed by the file's content;
+lookups run through ``numpy.interp`` and numpy's global generator is seeded for each run
+(``pysd_runtime``). Every run sets every constant explicitly, so no override leaks into a
+later run. ``cache_dir``, ``quiet_pysd`` and ``seeded_random`` are re-exported from here for
+the code that imports them from this module.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
-import shutil
 import sys
-import tempfile
 import warnings
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from sdloop.engines.cache_entries import discard, intact, private_cache, seal
-from sdloop.engines.generated_code import verify_generated
+from sdloop.engines.pysd_runtime import first_line, pysd, quiet_pysd, seeded_random, speed_up_lookups
+from sdloop.engines.pysd_translation import cache_dir, translate
 from sdloop.errors import ModelFileError, OverrideError, SdloopError, SimulationError
-from sdloop.lang.inert import docstrings, make_inert
 from sdloop.lang.source import SourceIndex, normalize, parse_model, read_text, resolve_name, split_equations
-from sdloop.structure.clock import check_clock, check_structure_clock
+from sdloop.structure.clock import check_clock
+
+__all__ = ["CONTROL_NAMES", "Model", "cache_dir", "element_name", "load_model", "quiet_pysd", "seeded_random"]
 
 CONTROL_NAMES = ("INITIAL TIME", "FINAL TIME", "TIME STEP", "SAVEPER")
-RANDOM_SEED = 0  # numpy's global generator at the start of every run (RANDOM functions)
-TRANSLATION_FORMAT = "inert-docs-1"  # part of the cache key: entries from before sealed entries are not reused
-
-
-@contextmanager
-def quiet_pysd() -> Iterator[None]:
-    """Silence PySD's deprecation noise under pandas 3 and its notes on mixed arrays, nothing else."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r"The inplace keyword in DataFrame\.set_index")
-        warnings.filterwarnings("ignore", message=r"chardet\.universaldetector is deprecated")
-        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"pysd\.")
-        warnings.filterwarnings("ignore", message=r"extrapolating data (above|below)")
-        # an array defined by constants for some elements, equations for others (harmless)
-        warnings.filterwarnings("ignore", message=r"Variable '.*' is defined with different types")
-        yield
-
-
-@contextmanager
-def seeded_random(seed: int = RANDOM_SEED) -> Iterator[None]:
-    """numpy's global generator seeded for one run, restored after it.
-
-    PySD draws RANDOM UNIFORM/NORMAL/... from numpy's global generator and ignores the
-    seed argument Vensim gives them, so without this each run of such a model differs.
-    """
-    saved = np.random.get_state()
-    np.random.seed(seed)
-    try:
-        yield
-    finally:
-        np.random.set_state(saved)
-
-
-with quiet_pysd():
-    import pysd
-    from pysd.py_backend.lookups import HardcodedLookups
-
-
-class FastLookups(HardcodedLookups):
-    """A PySD lookup that interpolates a scalar argument with ``numpy.interp``.
-
-    ``numpy.interp`` holds the end values outside the table, as Vensim does. Anything
-    else (subscripted lookups, XMILE extrapolation, hold-backward tables) goes to PySD.
-    """
-
-    def __call__(self, x, final_subs=None):
-        data = self.data
-        if (
-            self.is_float
-            and self.interp == "interpolate"
-            and np.ndim(x) == 0
-            and getattr(data, "ndim", 0) == 1
-        ):
-            if getattr(self, "_fast_source", None) is not data:
-                self._fast_x = np.asarray(data["lookup_dim"].values, dtype=float)
-                self._fast_y = np.asarray(data.values, dtype=float)
-                self._fast_source = data
-            return float(np.interp(float(x), self._fast_x, self._fast_y))
-        return super().__call__(x, final_subs)
-
-
-def speed_up_lookups(pysd_model) -> int:
-    """Switch every hard-coded lookup of a loaded PySD model to FastLookups; return how many."""
-    module = pysd_model.components._components
-    count = 0
-    for value in vars(module).values():
-        if type(value) is HardcodedLookups:
-            value.__class__ = FastLookups
-            count += 1
-    return count
-
-
-def cache_dir() -> Path:
-    """Where translated models are kept: ``$SDLOOP_CACHE`` or ``~/.cache/sdloop``."""
-    return Path(os.environ.get("SDLOOP_CACHE", Path.home() / ".cache" / "sdloop"))
-
-
-def data_files(path: Path, abstract, index: SourceIndex) -> dict[str, Path]:
-    """Data files the model reads (GET XLS/DIRECT ..., subscript ranges from files), as
-    written -> resolved against the model's folder. ModelFileError (with the line) for a
-    file that does not exist."""
-    from sdloop.lang.source import _walk
-
-    found: dict[str, tuple[str, int | None]] = {}
-    for section in abstract.sections:
-        for rng in section.subscripts:
-            if isinstance(rng.subscripts, dict) and "file" in rng.subscripts:
-                found.setdefault(rng.subscripts["file"], (rng.name, index.line(rng.name)))
-        for element in section.elements:
-            for component in element.components:
-                for node in _walk(component.ast):
-                    name = getattr(node, "file", None)
-                    if isinstance(name, str) and type(node).__name__.startswith("Get"):
-                        found.setdefault(name, (element.name, index.line(element.name)))
-    files = {}
-    for name, (variable, line) in found.items():
-        if name.startswith("?"):
-            raise ModelFileError(f"data file alias '{name}' is not supported (write the file name)",
-                                 file=path, line=line, variable=variable)
-        resolved = (path.parent / name).resolve()
-        if not resolved.is_file():
-            raise ModelFileError(f"data file '{name}' not found in {path.parent.resolve()}",
-                                 file=path, line=line, variable=variable)
-        files[name] = resolved
-    return files
-
-
-def _require_valid(path: Path, abstract, index: SourceIndex) -> None:
-    """Refuse, with file and line, a model PySD would translate but cannot run (simultaneous
-    equations, infinite constants, initial values that depend on each other)."""
-    from sdloop.structure.build import structure_from_abstract
-
-    try:
-        structure = structure_from_abstract(path, abstract, index)
-    except Exception:  # a construct the structure layer does not know: PySD decides
-        return
-    structure.require_valid()
-    check_structure_clock(structure)
-
-
-def _staged_path(work: Path, name: str, depth: int) -> Path:
-    """Where a data file written as ``name`` goes in the translation folder (inside it)."""
-    return (work / "m" / Path(*["d"] * depth) / name).resolve()
-
-
-def translate(path: Path) -> Path:
-    """Translate a model file to Python in the cache and return the ``.py`` path.
-
-    The file is validated first (clear errors with line and variable). The cache key is
-    the file content, the contents of the data files it reads (resolved relative to the
-    model's folder, copied next to the translation) and the PySD version, so an edited
-    model or data file is translated anew. Documentation strings are made inert before PySD
-    writes Python (``sdloop.lang.inert``); the Python is checked before it is used
-    (``generated_code.verify_generated``), and an entry is used again only while the hashes
-    recorded when it was written still match (``cache_entries``); a damaged one is rebuilt.
-    """
-    text = read_text(path)
-    abstract, index = parse_model(path)  # raises ModelFileError naming file, line and variable
-    files = data_files(path, abstract, index)
-    _require_valid(path, abstract, index)
-    digest = hashlib.sha256((TRANSLATION_FORMAT + pysd.__version__ + path.suffix + text).encode())
-    for name, resolved in sorted(files.items()):
-        digest.update(name.encode() + b"\0" + resolved.read_bytes())
-    key = digest.hexdigest()[:20]
-    target = private_cache(cache_dir()) / f"{path.stem}-{key}"
-    depth = max((len(Path(n).parts) for n in files if not Path(n).is_absolute()), default=0)
-    translated = _staged_path(target, path.stem + ".py", depth) if files else target / (path.stem + ".py")
-    expected = docstrings(abstract)  # what each generated docstring must be
-    if target.exists():
-        if intact(target):
-            verify_generated(target, expected, path)
-            for stale in target.rglob("__pycache__"):  # bytecode is not covered by the hashes
-                shutil.rmtree(stale, ignore_errors=True)
-            return translated
-        warnings.warn(f"the translation cache entry {target} was damaged (changed, partial or left by a killed "
-                      f"translation); translating {path.name} again")
-        discard(target)
-    work = Path(tempfile.mkdtemp(prefix=".translate-", dir=target.parent))
-    try:
-        copy = _staged_path(work, path.name, depth) if files else work / path.name
-        copy.parent.mkdir(parents=True, exist_ok=True)
-        copy.write_text(text, encoding="utf-8")
-        for name, resolved in files.items():
-            if not Path(name).is_absolute():
-                staged = _staged_path(work, name, depth)
-                staged.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(resolved, staged)
-        with quiet_pysd(), np.errstate(all="ignore"):
-            _build(copy)
-        verify_generated(work, expected, path)
-        seal(work)
-        try:
-            work.rename(target)
-        except OSError:  # another process translated the same file meanwhile
-            pass
-    except ModelFileError:
-        raise
-    except Exception as exc:
-        message = _first_line(exc).replace(str(copy.parent), str(path.parent))
-        raise ModelFileError(f"PySD could not translate the model: {message}", file=path) from exc
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    return translated
-
-
-def _build(copy: Path) -> Path:
-    """PySD's translation of ``copy`` (as ``pysd.read_vensim``/``read_xmile`` do, without loading it),
-    with every documentation string made inert first."""
-    from pysd.builders.python.python_model_builder import ModelBuilder
-
-    if copy.suffix.lower() == ".mdl":
-        from pysd.translators.vensim.vensim_file import VensimFile
-
-        reader = VensimFile(copy)
-    else:
-        from pysd.translators.xmile.xmile_file import XmileFile
-
-        reader = XmileFile(copy)
-    reader.parse()
-    abstract = reader.get_abstract_model()
-    make_inert(abstract)
-    return ModelBuilder(abstract).build_model()
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
-    return lines[0].strip() if lines else type(exc).__name__
 
 
 def element_name(name: str, coords) -> str:
@@ -268,7 +59,7 @@ class Model:
                 finally:
                     sys.dont_write_bytecode = before
             except Exception as exc:
-                message = _first_line(exc).replace(str(translated.parent), str(self.path.parent))
+                message = first_line(exc).replace(str(translated.parent), str(self.path.parent))
                 raise ModelFileError(f"PySD could not load the model: {message}", file=self.path) from exc
         self.lookups_accelerated = speed_up_lookups(self._pysd)
         clock = self._pysd.time
@@ -408,11 +199,11 @@ class Model:
                 raise
             except TypeError as exc:
                 if "complex" not in str(exc):  # a complex value reached a comparison (no ComplexWarning first)
-                    raise SimulationError(f"PySD failed during the run: {_first_line(exc)}", file=self.path) from exc
+                    raise SimulationError(f"PySD failed during the run: {first_line(exc)}", file=self.path) from exc
                 raise self._arithmetic_error(exc, "became non-real (a complex number such as a fractional "
                                                   "power of a negative number)") from exc
             except Exception as exc:
-                raise SimulationError(f"PySD failed during the run: {_first_line(exc)}", file=self.path) from exc
+                raise SimulationError(f"PySD failed during the run: {first_line(exc)}", file=self.path) from exc
         frame.index.name = "time"
         frame = frame.rename(columns=lambda c: self._real_name.get(c, c))
         self._check_finite(frame)
