@@ -294,16 +294,21 @@ _UNSUPPORTED_XMILE = {
     "conveyor": "Stella conveyors (<conveyor>) are not supported by PySD",
     "queue": "Stella queues (<queue>) are not supported by PySD",
     "element": "PySD cannot read element subscripts with a space after the comma; write them as 'a,b'",
+    "size": "PySD cannot read a dimension given by its size (<dim size=...>); list its elements (<elem name=...>)",
 }
 
 
 def _refuse_unsupported_xmile(path: Path, text: str) -> None:
-    """ModelFileError at the first module, conveyor, queue or spaced element subscript."""
-    match = re.search(r'<(module|conveyor|queue)[\s/>]|<(element)\s+subscript="[^"]*,\s', text)
+    """ModelFileError at the first module, conveyor, queue, spaced element subscript or
+    dimension given by its size."""
+    match = re.search(r'<(module|conveyor|queue)[\s/>]|<(element)\s+subscript="[^"]*,\s'
+                      r'|<dim\s+name="[^"]*"\s+(size)=', text)
     if match is None:
         return
-    kind = match.group(1) or match.group(2)
-    if kind == "module":
+    kind = match.group(1) or match.group(2) or match.group(3)
+    if kind == "size":
+        names = re.findall(r'<dim\s+name="([^"]+)"', text[match.start():])[:1]
+    elif kind == "module":
         names = re.findall(r'<module\s+name="([^"]+)"', text[match.start():])[:1]
     else:  # the variable the construct belongs to
         names = re.findall(r'<(?:stock|flow|aux)\s+name="([^"]+)"', text[:match.end()])[-1:]
@@ -375,6 +380,10 @@ def _parse_xmile_elements(path: Path, reader) -> None:
                 found = re.search(r"text begins with '(.*?)'", message)
                 detail = f"cannot parse the equation near '{found.group(1)[:30]}'" if found else (
                     f"cannot parse the equation: {message}")
+                if node is not None and node.tag.endswith("stock") and node.find("{*}element") is not None:
+                    line = node.find("{*}element").sourceline
+                    detail = ("PySD cannot read a stock with one initial value per <element>; give the stock "
+                              "one <eqn> (e.g. an arrayed auxiliary holding the initial values)")
                 raise ModelFileError(detail, file=path, line=line, variable=component.name) from None
 
 
