@@ -243,3 +243,29 @@ def test_sketch_keeps_the_equations_and_pysd_runs_the_sketched_file_the_same(nam
 def test_diagram_draws_every_runnable_model(name, tmp_path):
     assert main(["diagram", str(CORPUS / name), "--out", str(tmp_path / "d")]) == 0
     assert (tmp_path / "d.pdf").stat().st_size > 0 and (tmp_path / "d.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("name", ["data_files.mdl", "random_seeded.mdl", "data_arrays.mdl"])
+def test_loop_dominance_reads_data_and_draws_from_a_pysd_run(name, capsys):
+    """Constructs sdloop does not write out (GET DATA/CONSTANTS/LOOKUPS, RANDOM draws) off the
+    feedback loops: `loops --dominance` takes their values from a PySD run, and the Euler run
+    it scores then reproduces PySD's trajectory (it refused these models before)."""
+    from sdloop.analysis.loop_analysis import exogenous_series
+    from sdloop.engines.euler import Evaluator
+
+    structure = build_structure(CORPUS / name)
+    run = Evaluator(structure, exogenous_series(structure)).run()
+    reference = Model(CORPUS / name).run(saveper=structure.control("time step"))
+    own = [n for n in reference.columns if n in run.values and structure.variables[n].kind != "control"]
+    assert any(structure.variables[n].kind == "stock" for n in own)
+    assert compare_frames(run.frame(own).set_axis(reference.index), reference[own]) <= TOLERANCE
+    assert main(["loops", "--dominance", str(CORPUS / name)]) == 0
+    assert "Dominant loop" in capsys.readouterr().out
+
+
+def test_loop_dominance_refuses_a_loop_through_a_construct_only_pysd_runs(capsys):
+    path = CORPUS / "opaque_loops.mdl"
+    assert main(["loops", "--dominance", str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert re.match(rf"sdloop: error: {re.escape(str(path))}:\d+: \w+: [A-Z ]+ \(run by PySD only\) on the feedback "
+                    r"loop \w+: loop dominance cannot score its links", err), err

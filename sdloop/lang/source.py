@@ -283,37 +283,11 @@ def _xmile_index(path: Path, text: str) -> SourceIndex:
     for match in re.finditer(r'<(stock|flow|aux|gf)\s+name="([^"]+)"', text):
         name = match.group(2).replace("\\n", " ")
         equations.append(Equation(name, _line_of(text, match.start()), "", "", ""))
-    _refuse_unsupported_xmile(path, text)
+    from sdloop.lang.xmile_refusals import refuse_duplicates, refuse_unsupported
+
+    refuse_duplicates(path, text)
+    refuse_unsupported(path, text)
     return SourceIndex(path, equations)
-
-
-# XMILE (Stella) constructs PySD cannot run: it fails on them or, for modules, silently
-# leaves their inputs unconnected (wrong numbers), so sdloop refuses them by name.
-_UNSUPPORTED_XMILE = {
-    "module": "XMILE modules are not supported (PySD does not connect a module's inputs)",
-    "conveyor": "Stella conveyors (<conveyor>) are not supported by PySD",
-    "queue": "Stella queues (<queue>) are not supported by PySD",
-    "element": "PySD cannot read element subscripts with a space after the comma; write them as 'a,b'",
-    "size": "PySD cannot read a dimension given by its size (<dim size=...>); list its elements (<elem name=...>)",
-}
-
-
-def _refuse_unsupported_xmile(path: Path, text: str) -> None:
-    """ModelFileError at the first module, conveyor, queue, spaced element subscript or
-    dimension given by its size."""
-    match = re.search(r'<(module|conveyor|queue)[\s/>]|<(element)\s+subscript="[^"]*,\s'
-                      r'|<dim\s+name="[^"]*"\s+(size)=', text)
-    if match is None:
-        return
-    kind = match.group(1) or match.group(2) or match.group(3)
-    if kind == "size":
-        names = re.findall(r'<dim\s+name="([^"]+)"', text[match.start():])[:1]
-    elif kind == "module":
-        names = re.findall(r'<module\s+name="([^"]+)"', text[match.start():])[:1]
-    else:  # the variable the construct belongs to
-        names = re.findall(r'<(?:stock|flow|aux)\s+name="([^"]+)"', text[:match.end()])[-1:]
-    raise ModelFileError(_UNSUPPORTED_XMILE[kind], file=path, line=_line_of(text, match.start()),
-                         variable=names[0].replace("\\n", " ") if names else None)
 
 
 def parse_model(path: str | Path, *, check_names: bool = True):
