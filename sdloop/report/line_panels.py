@@ -123,11 +123,12 @@ def _draw_panel(ax, panel: dict, looks: dict, labels: dict, phases, time_label: 
     n = max(len(frame.index), 1)
     step = max(n // MARKS_PER_LINE, 1)
     columns = [str(c) for c in frame.columns]
+    behind = []  # the other series of a small multiple, in light gray behind the front one
     for i, name in enumerate(columns):
         look = looks[name]
         values = frame.iloc[:, i]
         if front is not None and name != front:
-            ax.plot(frame.index, values, color="0.82", lw=0.6, linestyle="-", zorder=1)
+            behind.append(values)
             continue
         band = (panel.get("bands") or {}).get(name)
         if band is not None and len(band):
@@ -141,6 +142,7 @@ def _draw_panel(ax, panel: dict, looks: dict, labels: dict, phases, time_label: 
         for time, value, symbol in (panel.get("markers") or {}).get(name, []):
             ax.plot([time], [value], marker=symbol, ms=4.2, color=look["color"], markerfacecolor=look["color"],
                     markeredgecolor="white", markeredgewidth=0.5, linestyle="none", zorder=5)
+    _draw_behind(ax, frame.index, behind)
     for points in panel.get("data") or []:
         ax.plot(points["time"], points["value"], linestyle="none", marker="o", ms=2.6, color="0.0",
                 markerfacecolor="0.0", zorder=6)
@@ -162,6 +164,23 @@ def _draw_panel(ax, panel: dict, looks: dict, labels: dict, phases, time_label: 
         ax.set_title(panel["title"], loc="left")
     if direct:
         direct_labels(ax, frame, looks, labels)
+
+
+def _draw_behind(ax, index, series: list) -> None:
+    """Lines in light gray behind the others: one collection (one artist instead of one per line:
+    the same pixels, drawn in the same order), or plain lines where a series has gaps."""
+    if not series:
+        return
+    x = np.asarray(index, dtype=float)
+    ys = [np.asarray(values, dtype=float) for values in series]
+    if not np.isfinite(x).all() or not all(np.isfinite(y).all() for y in ys):
+        for y in ys:
+            ax.plot(x, y, color="0.82", lw=0.6, linestyle="-", zorder=1)
+        return
+    from matplotlib.collections import LineCollection
+
+    ax.add_collection(LineCollection([np.column_stack([x, y]) for y in ys], colors="0.82", linewidths=0.6,
+                                     linestyles="-", capstyle="projecting", joinstyle="round", zorder=1))
 
 
 def spread(positions: np.ndarray, gap: float, low: float = 0.0, high: float = 1.0) -> np.ndarray:
