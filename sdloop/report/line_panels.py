@@ -98,14 +98,15 @@ def _render_multiples(payload: dict, names: list[str], looks: dict, labels: dict
         fig = Figure(figsize=(width, height * 0.62 * rows * len(panels) + 0.3), layout="constrained")
         blocks = fig.subfigures(len(panels), 1, squeeze=False)[:, 0]
         for letter, block, panel in zip("abcdefghijklmnopqrstuvwxyz", blocks, panels):
-            axes = block.subplots(rows, ncols, sharex=True, sharey=True, squeeze=False)
-            for i, ax in enumerate(axes.flat):
-                if i >= len(names):
-                    ax.set_visible(False)
-                    continue
+            axes = _shared_grid(block, rows, ncols, len(names))
+            index = panel["series"].index
+            if len(index):  # shared: once for the block (set per panel, it autoscaled every sibling again)
+                axes[0].set_xlim(float(index.min()), float(index.max()))
+            for i, ax in enumerate(axes):
                 one = {**panel, "title": labels[names[i]], "ylabel": ""}
                 _draw_panel(ax, one, looks, labels, payload.get("phases") or (),
-                            payload.get("time_label", "Time") if i >= len(names) - ncols else "", False, names[i])
+                            payload.get("time_label", "Time") if i >= len(names) - ncols else "", False, names[i],
+                            xlim=False)
                 ax.tick_params(labelbottom=i >= len(names) - ncols)
             heading = panel.get("ylabel") or panel.get("title") or ""
             if panel.get("title") and panel["title"] not in heading:
@@ -117,8 +118,21 @@ def _render_multiples(payload: dict, names: list[str], looks: dict, labels: dict
     return fig
 
 
+def _shared_grid(block, rows: int, ncols: int, n: int) -> list:
+    """``n`` axes in a ``rows`` x ``ncols`` grid sharing both axes, inner tick labels hidden: what
+    ``subplots(sharex=True, sharey=True)`` makes, without axes for the empty cells."""
+    grid = block.add_gridspec(rows, ncols)
+    axes = []
+    for i in range(n):
+        first = axes[0] if axes else None
+        axes.append(block.add_subplot(grid[divmod(i, ncols)], sharex=first, sharey=first))
+    for ax in axes:
+        ax.label_outer()
+    return axes
+
+
 def _draw_panel(ax, panel: dict, looks: dict, labels: dict, phases, time_label: str, direct: bool,
-                front: str | None) -> None:
+                front: str | None, *, xlim: bool = True) -> None:
     frame: pd.DataFrame = panel["series"]
     n = max(len(frame.index), 1)
     step = max(n // MARKS_PER_LINE, 1)
@@ -146,7 +160,7 @@ def _draw_panel(ax, panel: dict, looks: dict, labels: dict, phases, time_label: 
     for points in panel.get("data") or []:
         ax.plot(points["time"], points["value"], linestyle="none", marker="o", ms=2.6, color="0.0",
                 markerfacecolor="0.0", zorder=6)
-    if len(frame.index):
+    if xlim and len(frame.index):
         ax.set_xlim(float(frame.index.min()), float(frame.index.max()))
     if phases:
         plotting.shade_phases(ax, phases, label=False)
