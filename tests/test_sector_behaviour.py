@@ -196,6 +196,39 @@ def test_cutting_imports_before_capacity_exists_raises_the_shortfall(runs):
     assert early["Supply Shortfall"].max() > late["Supply Shortfall"].max()
 
 
+def test_a_mandate_beside_research_cuts_the_knowledge_research_absorbs(engine):
+    """IC: the research window (R&D subsidy, talent, import access, 2006-2018) with the protection
+    window open at the same time absorbs less foreign knowledge than the same research window alone:
+    the substitution mandate also cuts imported equipment and know-how, and protection dulls R&D."""
+    research = {"Research Start Year": 2006}
+    columns = ["Foreign Knowledge Access", "Protection Efficiency", "Domestic Production"]
+    alone, both = (engine.run_frame(overrides("ic", "baseline", "no_policy", **research, **extra), columns=columns)
+                   for extra in ({}, {"Protection Start Year": 2006}))
+    window = slice(2008, 2018)
+    assert (both.loc[window, "Foreign Knowledge Access"] < alone.loc[window, "Foreign Knowledge Access"]).all()
+    assert both.loc[2018, "Protection Efficiency"] < alone.loc[2018, "Protection Efficiency"]
+    assert both["Domestic Production"].loc[2012] > alone["Domestic Production"].loc[2012]  # the mandate's home orders
+
+
+@pytest.mark.parametrize("rate", [0.21, 0.30, 0.39])
+def test_the_ic_gap_and_milestones_stay_in_years_whatever_the_frontier_rate(engine, rate):
+    """The IC case gives its 2006 gap, breakthrough and milestone in years behind the frontier: a
+    sampled Frontier Growth Rate changes the pace, not the measured 2006 gap (2 years) nor what
+    counts as a breakthrough (1.5 years); the milestone (one node, 2 years) is not counted before
+    its assessment start although the run starts on it."""
+    case = load_case(MODELS / "cases" / "ic.toml").parameters
+    columns = ["Capability Gap Years", "Technological Capability", "Breakthrough Capability", "Milestone Reached"]
+    frame = engine.run_frame({**overrides("ic", "baseline", "no_policy"), "Frontier Growth Rate": rate},
+                             columns=columns)
+    assert frame["Capability Gap Years"].iloc[0] == pytest.approx(case["Initial Gap Years"], rel=1e-12)
+    assert frame["Breakthrough Capability"].iloc[0] == pytest.approx(np.exp(-rate * case["Breakthrough Gap Years"]))
+    assert frame["Capability Gap Years"].iloc[0] == pytest.approx(case["Milestone Gap Years"], rel=1e-12)  # starts on it
+    within = frame["Capability Gap Years"] <= case["Milestone Gap Years"]
+    before = frame.index < case["Milestone Assessment Start"]
+    assert (frame.loc[before, "Milestone Reached"] == 0).all()
+    assert (frame.loc[~before, "Milestone Reached"] == within[~before].astype(float)).all()
+
+
 @pytest.mark.parametrize("case", CASES)
 def test_protection_held_past_scale_up_lowers_efficiency(runs, case):
     """Protection that never ends accumulates: efficiency in 2035 is lower than when the same
