@@ -49,3 +49,35 @@ def test_stock_and_flow_units_must_agree(tmp_path):
     (problem,) = check_units(build_structure(model))
     assert problem.line == 2 and problem.variable == "Level"
     assert problem.message == "expected Widget/Year, found Widget (inflow 'adjustment')"
+
+
+def _checked(tmp_path, equations: str, time_units: str = "Month"):
+    from sdloop.structure.build import build_structure
+
+    model = tmp_path / "model.mdl"
+    model.write_text(equations + "".join(
+        f"{name} = {value} ~ {time_units} ~ |\n"
+        for name, value in (("INITIAL TIME", 0), ("FINAL TIME", 20), ("TIME STEP", 0.25), ("SAVEPER", 1))))
+    return [p.message for p in check_units(build_structure(model))]
+
+
+def test_trend_with_a_literal_average_time_has_the_trend_units(tmp_path):
+    """TREND(x, 6, 0): the 6 is in the model's time unit, so the trend is 1/Month (it was
+    found Dmnl); with a named time the same; a wrong declared unit is still found."""
+    base = "demand = 100 + STEP(20, 5) ~ widget/Month ~ |\nt = 6 ~ Month ~ |\n"
+    assert _checked(tmp_path, base + "trend = TREND(demand, 6, 0) ~ 1/Month ~ |\n") == []
+    assert _checked(tmp_path, base + "trend = TREND(demand, t, 0.1) ~ 1/Month ~ |\n") == []
+    assert _checked(tmp_path, base + "trend = TREND(demand, 6, 0) ~ widget/Month ~ |\n") == [
+        "expected widget/Month, found 1/Month"]
+
+
+def test_builtins_of_time_with_literal_arguments_take_the_units_they_need(tmp_path):
+    """RAMP with a literal slope (also -1), SIN of a literal times Time, and a term with an
+    unknown factor (a RANDOM draw) are not unit errors; a sum of widgets and Months still is."""
+    ok = ("ramped = RAMP(2, 4, 12) + RAMP(-1, 15, 20) ~ widget/Month ~ |\n"
+          "wave = 1 + 0.1 * SIN(6.283 * Time / 12) ~ Dmnl ~ |\n"
+          "switch = 1 ~ Dmnl ~ |\n"
+          "noisy = 100 + RANDOM NORMAL(-5, 5, 0, 1, 3) * switch ~ widget/Month ~ |\n")
+    assert _checked(tmp_path, ok) == []
+    assert _checked(tmp_path, "stock = 3 ~ widget ~ |\nbad = stock + Time ~ widget ~ |\n") == [
+        "expected widget, found Month"]

@@ -73,18 +73,29 @@ class CompiledEquation:
 
 
 class Evaluator:
-    """Compiled equations of a structure; ``run`` integrates with Euler steps."""
+    """Compiled equations of a structure; ``run`` integrates with Euler steps.
 
-    def __init__(self, structure: ModelStructure) -> None:
-        structure.require_simulable()
+    ``exogenous`` (variable name -> its value at every TIME STEP, e.g. from a PySD run) gives
+    the variables whose equations hold a construct sdloop does not write out (data, RANDOM
+    draws): their values are taken from it instead of computed; a name given None (a lookup
+    read from data, never a value) is neither computed nor recorded.
+    """
+
+    def __init__(self, structure: ModelStructure, exogenous: Mapping[str, np.ndarray] | None = None) -> None:
+        self.skipped = {name for name, series in (exogenous or {}).items() if series is None}
+        self.exogenous = {name: series for name, series in (exogenous or {}).items() if series is not None}
+        if not self.exogenous and not self.skipped:
+            structure.require_simulable()
         self.structure = structure
         self.equations: dict[str, CompiledEquation] = {}
         for var in structure.variables.values():
-            if var.kind in ("flow", "auxiliary", "initial", "delay_fixed"):
+            if var.kind in ("flow", "auxiliary", "initial", "delay_fixed") and var.name not in self.exogenous \
+                    and var.name not in self.skipped:
                 self.equations[var.name] = CompiledEquation(var.equation, structure)
         self.initials = {
             v.name: CompiledEquation(v.initial, structure)
-            for v in structure.variables.values() if v.kind in ("stock", "delay_fixed") or v.initial is not None
+            for v in structure.variables.values()
+            if (v.kind in ("stock", "delay_fixed") or v.initial is not None) and v.name not in self.exogenous
         }
 
     def run(self, overrides: Mapping[str, float] | None = None, final_time: float | None = None) -> Trajectory:
@@ -104,15 +115,23 @@ class Evaluator:
                     given=frozenset({"final time"} if final_time is not None else ()))
         n = int(round((t_end - t0) / dt))
         times = t0 + dt * np.arange(n + 1)
+        short = next((name for name, series in self.exogenous.items() if len(series) != n + 1), None)
+        if short is not None:
+            raise SimulationError(f"{len(self.exogenous[short])} given values for {n + 1} time steps",
+                                  file=s.path, line=s.variables[short].line, variable=s.variables[short].vensim_name)
         values = self._initial_values(constants, t0)
         stocks = [v for v in s.stocks]
-        dynamic = [(name, self.equations[name]) for name in s.order]
+        dynamic = [(name, self.equations[name]) for name in s.order if name in self.equations]
+        given = [(name, series) for name, series in self.exogenous.items() if s.variables[name].kind != "stock"]
         pipes = self._pipes(values, dt)
-        record = {name: np.empty(n + 1) for name in s.variables if s.variables[name].kind != "lookup"}
+        record = {name: np.empty(n + 1) for name in s.variables
+                  if s.variables[name].kind != "lookup" and name not in self.skipped}
         for k in range(n + 1):
             values[TIME_NAME] = times[k]
             for name, pipe in pipes.items():
                 values[name] = pipe[k % len(pipe)]
+            for name, series in given:
+                values[name] = series[k]
             if k > 0:
                 for name, eq in dynamic:
                     values[name] = eq(values)
@@ -154,6 +173,7 @@ class Evaluator:
         """Every variable at the initial time, each evaluated after what it uses."""
         s = self.structure
         values: dict[str, float] = dict(constants)
+        values.update({name: float(series[0]) for name, series in self.exogenous.items()})
         values[TIME_NAME] = t0
         visiting: list[str] = []
 
@@ -174,11 +194,12 @@ class Evaluator:
             return values[name]
 
         for var in s.variables.values():
-            if var.kind != "lookup":
+            if var.kind != "lookup" and var.name not in self.skipped:
                 value(var.name)
         if any(v.initial is not None and v.kind in ("flow", "auxiliary") for v in s.variables.values()):
             for name in s.order:  # ACTIVE INITIAL: the equations at the initial time, stocks set
-                values[name] = self.equations[name](values)
+                if name in self.equations:
+                    values[name] = self.equations[name](values)
         return values
 
     def evaluate(self, name: str, values: Mapping[str, np.ndarray], length: int) -> np.ndarray:

@@ -283,32 +283,11 @@ def _xmile_index(path: Path, text: str) -> SourceIndex:
     for match in re.finditer(r'<(stock|flow|aux|gf)\s+name="([^"]+)"', text):
         name = match.group(2).replace("\\n", " ")
         equations.append(Equation(name, _line_of(text, match.start()), "", "", ""))
-    _refuse_unsupported_xmile(path, text)
+    from sdloop.lang.xmile_refusals import refuse_duplicates, refuse_unsupported
+
+    refuse_duplicates(path, text)
+    refuse_unsupported(path, text)
     return SourceIndex(path, equations)
-
-
-# XMILE (Stella) constructs PySD cannot run: it fails on them or, for modules, silently
-# leaves their inputs unconnected (wrong numbers), so sdloop refuses them by name.
-_UNSUPPORTED_XMILE = {
-    "module": "XMILE modules are not supported (PySD does not connect a module's inputs)",
-    "conveyor": "Stella conveyors (<conveyor>) are not supported by PySD",
-    "queue": "Stella queues (<queue>) are not supported by PySD",
-    "element": "PySD cannot read element subscripts with a space after the comma; write them as 'a,b'",
-}
-
-
-def _refuse_unsupported_xmile(path: Path, text: str) -> None:
-    """ModelFileError at the first module, conveyor, queue or spaced element subscript."""
-    match = re.search(r'<(module|conveyor|queue)[\s/>]|<(element)\s+subscript="[^"]*,\s', text)
-    if match is None:
-        return
-    kind = match.group(1) or match.group(2)
-    if kind == "module":
-        names = re.findall(r'<module\s+name="([^"]+)"', text[match.start():])[:1]
-    else:  # the variable the construct belongs to
-        names = re.findall(r'<(?:stock|flow|aux)\s+name="([^"]+)"', text[:match.end()])[-1:]
-    raise ModelFileError(_UNSUPPORTED_XMILE[kind], file=path, line=_line_of(text, match.start()),
-                         variable=names[0].replace("\\n", " ") if names else None)
 
 
 def parse_model(path: str | Path, *, check_names: bool = True):
@@ -375,6 +354,10 @@ def _parse_xmile_elements(path: Path, reader) -> None:
                 found = re.search(r"text begins with '(.*?)'", message)
                 detail = f"cannot parse the equation near '{found.group(1)[:30]}'" if found else (
                     f"cannot parse the equation: {message}")
+                if node is not None and node.tag.endswith("stock") and node.find("{*}element") is not None:
+                    line = node.find("{*}element").sourceline
+                    detail = ("PySD cannot read a stock with one initial value per <element>; give the stock "
+                              "one <eqn> (e.g. an arrayed auxiliary holding the initial values)")
                 raise ModelFileError(detail, file=path, line=line, variable=component.name) from None
 
 

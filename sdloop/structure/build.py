@@ -354,6 +354,8 @@ class _Builder:
         """Write a SMOOTH/DELAY/TREND/INITIAL/DELAY FIXED call out as explicit variables."""
         _, units, _, _ = self.current
         kind = kind.replace("Structure", "")
+        if not top:  # nested in an expression: the stages hold the input's units, not the owner's
+            units = ""
         n = self.counter[owner] = self.counter.get(owner, 0) + 1
         prefix = owner if n == 1 else f"{owner} [{kind.upper()} {n}]"
         if kind == "Initial":
@@ -419,8 +421,9 @@ class _Builder:
             inp, T = args["input"], args["average_time"]
             stage = symbol_for(f"{prefix} (stage 1)")
             flow = self.synthetic(f"{prefix} (flow 1)", "flow", (inp - stage) / T)
+            # the average time is kept on the stage too (the unit check reads it)
             self.synthetic(f"{prefix} (stage 1)", "stock", flow, initial=inp / (1 + args["initial_trend"] * T),
-                           inflows=(f"{prefix} (flow 1)",))
+                           inflows=(f"{prefix} (flow 1)",), delay=T)
             from sdloop.structure.expressions import FUNCTIONS
 
             return FUNCTIONS["zidz"](inp - stage, T * sympy.Abs(stage))

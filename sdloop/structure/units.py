@@ -11,7 +11,8 @@ XMILE files (as Stella writes them) follow XMILE's conventions on top: ``per`` d
 ``<sim_specs time_units=...>``), ``unitless`` is dimensionless, and the names and aliases
 the file declares in ``<model_units>`` stand for what they define
 (``sdloop.lang.xmile_units``). Numbers in equations take whatever units their
-context needs. Checked: every equation against its variable's declared units, the terms
+context needs, also in a product with Time or TIME STEP (the written-out RAMP, PULSE,
+SIN of Time); a product with a factor of unknown units has unknown units. Checked: every equation against its variable's declared units, the terms
 of every sum, difference, comparison, MIN/MAX and IF THEN ELSE against each other, the
 arguments of EXP/LN/trigonometric functions (dimensionless), and every stock against its
 flows (flow units times time units). Variables without units are not checked.
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 
 import sympy
 
-from sdloop.structure.expressions import TIME, LookupFunction
+from sdloop.structure.expressions import TIME, LookupFunction, time_step_symbol
 from sdloop.structure.placeholders import Unsupported
 from sdloop.structure.build import ModelStructure, Variable
 
@@ -227,11 +228,18 @@ class UnitChecker:
             self.declared[var.name] = self._parse_declared(var)
         self.time = self.parser.parse(structure.time_units) if structure.time_units else None
         self._current: Variable | None = None
-        # TREND's written-out stock (no units, no outflow) takes the units of its initial value
+        self._clock = {TIME, time_step_symbol()}
+        # TREND's written-out stock (no units, no outflow) holds its input: units of the input
+        # (its flow is (input - stage) / average time); other written-out stocks without
+        # units take the units of their initial value
         for var in structure.stocks:
             if var.owner is not None and not var.outflows and self.declared.get(var.name) is None:
                 self._current = var
-                self.declared[var.name] = self.infer(var.initial)
+                flow = structure.variables[var.inflows[0]] if var.inflows else None
+                if var.delay is not None and flow is not None:
+                    self.declared[var.name] = self.infer(sympy.expand(flow.equation * var.delay + var.symbol))
+                else:
+                    self.declared[var.name] = self.infer(var.initial)
 
     def _parse_declared(self, var: Variable) -> sympy.Expr | None:
         try:
@@ -269,16 +277,15 @@ class UnitChecker:
             return self.declared.get(var.name) if var is not None else None
         if isinstance(expr, sympy.Add):
             return self._unify([self.infer(a) for a in expr.args])
+        if isinstance(expr, sympy.Pow) and expr.base in self._clock and expr.exp.is_negative:
+            return None  # 1 / TIME STEP alone: XMILE's PULSE(1, 3) written out; the 1 is an amount
         if isinstance(expr, sympy.Mul):
-            known = [u for u in (self.infer(a) for a in expr.args) if u is not None]
-            return sympy.Mul(*known) if known else None
+            factors = [self._pow_units(a) if isinstance(a, sympy.Pow) else self.infer(a) for a in expr.args]
+            unknown = any(u is None and not isinstance(a, sympy.Number) for a, u in zip(expr.args, factors))
+            unknown = unknown or self._number_times_clock(expr)
+            return None if unknown else sympy.Mul(*(u for u in factors if u is not None))
         if isinstance(expr, sympy.Pow):
-            base, exponent = self.infer(expr.base), expr.exp
-            if isinstance(exponent, sympy.Number):
-                return base**exponent if base is not None else None
-            self._dimensionless(base)
-            self._dimensionless(self.infer(exponent))
-            return sympy.Integer(1) if base is not None else None
+            return self._pow_units(expr)
         if isinstance(expr, sympy.Piecewise):
             values = []
             for value, condition in expr.args:
@@ -305,11 +312,37 @@ class UnitChecker:
         if isinstance(expr, sympy.sign):
             self.infer(expr.args[0])
             return sympy.Integer(1)
+        if isinstance(expr, sympy.Abs) and self._trend_with_literal_time(expr.args[0]):
+            stage = self.infer(expr.args[0])  # TREND(x, 6, 0): 6 * |stage| is a time times x
+            return stage * self.time if stage is not None and self.time is not None else None
         if isinstance(expr, (sympy.Abs, sympy.floor, sympy.ceiling)):
             return self.infer(expr.args[0])
         if isinstance(expr, (sympy.Mod, sympy.Min, sympy.Max)):
             return self._unify([self.infer(a) for a in expr.args])
         return None
+
+    def _pow_units(self, expr: sympy.Pow) -> sympy.Expr | None:
+        base, exponent = self.infer(expr.base), expr.exp
+        if isinstance(exponent, sympy.Number):
+            return base**exponent if base is not None else None
+        self._dimensionless(base)
+        self._dimensionless(self.infer(exponent))
+        return sympy.Integer(1) if base is not None else None
+
+    def _number_times_clock(self, expr: sympy.Mul) -> bool:
+        """A number times Time or TIME STEP: RAMP(0.5, 30) written out (0.5 * (Time - 30)),
+        XMILE's PULSE(50, 10) (50 / TIME STEP), SIN(6.28 * Time / 52). The number takes
+        whatever units its context needs (a slope, an amount, an angular frequency), so the
+        product's units are not known."""
+        coefficient, rest = expr.as_coeff_Mul()
+        return coefficient != 1 and bool(rest.free_symbols & self._clock)
+
+    def _trend_with_literal_time(self, expr) -> bool:
+        """Whether ``expr`` is the stage of a TREND whose average time is a number (which,
+        as the modeller meant it, is in the model's time unit)."""
+        var = self.structure.by_symbol(expr) if isinstance(expr, sympy.Symbol) else None
+        return (var is not None and var.kind == "stock" and var.owner is not None
+                and isinstance(var.delay, sympy.Number))
 
     def _dimensionless(self, units) -> None:
         if units is not None and units != 1:
@@ -320,7 +353,8 @@ class UnitChecker:
         self._current = var
         declared = self.declared.get(var.name)
         if var.kind == "stock":
-            if var.initial is not None:
+            if var.initial is not None and not (var.owner is not None and var.delay is not None):
+                # (a TREND stage's initial value input / (1 + trend * time) is written out by sdloop)
                 self._check_against(declared, self.infer(var.initial), " in the initial value")
             if declared is None or self.time is None:
                 return

@@ -1,0 +1,58 @@
+"""XMILE files PySD cannot run correctly, refused by name before PySD reads them: a variable
+defined twice (PySD renames the second silently), modules, conveyors, queues, and forms Stella
+writes that PySD's reader fails on with a bare error."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from sdloop.errors import ModelFileError
+from sdloop.lang.source import normalize
+
+
+def _line_of(text: str, offset: int) -> int:
+    return text.count("\n", 0, offset) + 1
+
+
+# XMILE (Stella) constructs PySD cannot run: it fails on them or, for modules, silently
+# leaves their inputs unconnected (wrong numbers), so sdloop refuses them by name.
+_UNSUPPORTED_XMILE = {
+    "module": "XMILE modules are not supported (PySD does not connect a module's inputs)",
+    "conveyor": "Stella conveyors (<conveyor>) are not supported by PySD",
+    "queue": "Stella queues (<queue>) are not supported by PySD",
+    "element": "PySD cannot read element subscripts with a space after the comma; write them as 'a,b'",
+    "size": "PySD cannot read a dimension given by its size (<dim size=...>); list its elements (<elem name=...>)",
+}
+
+
+def refuse_duplicates(path: Path, text: str) -> None:
+    """ModelFileError at a variable defined twice in one model's <variables> (XMILE names, like
+    Vensim's, ignore case and read '_' as a space; PySD would rename the second silently)."""
+    for block in re.finditer(r"<variables>(.*?)</variables>", text, flags=re.DOTALL):
+        seen: dict[str, int] = {}
+        for match in re.finditer(r'<(?:stock|flow|aux|gf)\s+name="([^"]+)"', block.group(1)):
+            name = match.group(1).replace("\\n", " ")
+            line = _line_of(text, block.start(1) + match.start())
+            if normalize(name) in seen:
+                raise ModelFileError(f"defined twice (lines {seen[normalize(name)]} and {line})",
+                                     file=path, line=line, variable=name)
+            seen[normalize(name)] = line
+
+
+def refuse_unsupported(path: Path, text: str) -> None:
+    """ModelFileError at the first module, conveyor, queue, spaced element subscript or
+    dimension given by its size."""
+    match = re.search(r'<(module|conveyor|queue)[\s/>]|<(element)\s+subscript="[^"]*,\s'
+                      r'|<dim\s+name="[^"]*"\s+(size)=', text)
+    if match is None:
+        return
+    kind = match.group(1) or match.group(2) or match.group(3)
+    if kind == "size":
+        names = re.findall(r'<dim\s+name="([^"]+)"', text[match.start():])[:1]
+    elif kind == "module":
+        names = re.findall(r'<module\s+name="([^"]+)"', text[match.start():])[:1]
+    else:  # the variable the construct belongs to
+        names = re.findall(r'<(?:stock|flow|aux)\s+name="([^"]+)"', text[:match.end()])[-1:]
+    raise ModelFileError(_UNSUPPORTED_XMILE[kind], file=path, line=_line_of(text, match.start()),
+                         variable=names[0].replace("\\n", " ") if names else None)
