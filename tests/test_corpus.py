@@ -79,6 +79,7 @@ def test_numpy_engine_matches_pysd_or_names_the_construct(name):
     engine, reasons = engine_or_reasons(CORPUS / name)
     if name in FALLS_BACK:
         assert engine is None and any(FALLS_BACK[name] in r for r in reasons), reasons
+        assert len(reasons) == len(set(reasons)), reasons  # not once per array element
         assert all(re.match(rf"{re.escape(str(CORPUS / name))}:\d+: ", r) for r in reasons), reasons
         return
     assert engine is not None, reasons
@@ -270,3 +271,49 @@ def test_loop_dominance_refuses_a_loop_through_a_construct_only_pysd_runs(capsys
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert re.match(rf"sdloop: error: {re.escape(str(path))}:\d+: \w+: [A-Z ]+ \(run by PySD only\) on the feedback "
                     r"loop \w+: loop dominance cannot score its links", err), err
+
+
+ARRAYED_NON_NEGATIVE_FLOW = """<?xml version="1.0" encoding="utf-8"?>
+<xmile version="1.0" xmlns="http://docs.oasis-open.org/xmile/ns/XMILE/v1.0">
+	<header><name>aging</name><vendor>isee systems, inc.</vendor><product version="3.0">Stella Architect</product></header>
+	<sim_specs method="Euler" time_units="Years"><start>0</start><stop>10</stop><dt>0.25</dt></sim_specs>
+	<dimensions><dim name="Age"><elem name="young"/><elem name="old"/></dim></dimensions>
+	<model>
+		<variables>
+			<stock name="Population">
+				<dimensions><dim name="Age"/></dimensions>
+				<eqn>100</eqn>
+				<outflow>deaths</outflow>
+				<units>people</units>
+			</stock>
+			<flow name="deaths">
+				<dimensions><dim name="Age"/></dimensions>
+				<eqn>Population*mortality</eqn>
+				<non_negative/>
+				<units>people/Years</units>
+			</flow>
+			<aux name="mortality">
+				<dimensions><dim name="Age"/></dimensions>
+				<element subscript="young"><eqn>0.01</eqn></element>
+				<element subscript="old"><eqn>0.1</eqn></element>
+				<units>1/Years</units>
+			</aux>
+		</variables>
+	</model>
+</xmile>
+"""
+
+
+def test_an_array_pysd_fails_on_is_named_and_the_numpy_engine_runs_it(tmp_path, capsys):
+    """PySD translates an apply-to-all arrayed flow with <non_negative/> as float(array) and fails
+    at the first step; sdloop names the variable, its line and what to try. The numpy engine runs
+    it with PySD's numbers for the same model without the (here inactive) clipping."""
+    model, plain = tmp_path / "aging.xmile", tmp_path / "plain.xmile"
+    model.write_text(ARRAYED_NON_NEGATIVE_FLOW)
+    plain.write_text(ARRAYED_NON_NEGATIVE_FLOW.replace("<non_negative/>", ""))
+    assert main(["simulate", str(model), "--engine", "pysd"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"sdloop: error: {model}:14: deaths: PySD failed during the run: ") and "--engine numpy" in err
+    engine, reasons = engine_or_reasons(model)
+    assert engine is not None, reasons
+    assert compare_frames(engine.run_frame(), Model(plain).run()) <= TOLERANCE

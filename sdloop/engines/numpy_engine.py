@@ -39,7 +39,8 @@ def engine_or_reasons(model, make=None) -> tuple["Engine | None", list[str]]:
     all still raises."""
     structure = model if isinstance(model, ModelStructure) else build_structure(model)
     path = structure.path
-    problems = [f"{path}:{u.line}: {u.variable}: {u.construct}" for u in structure.unsupported]
+    # one line per construct and variable (an array's elements share it)
+    problems = list(dict.fromkeys(f"{path}:{u.line}: {u.variable}: {u.construct}" for u in structure.unsupported))
     problems += [f"{path}:{structure[loop[0]].line}: {loop[0]}: simultaneous equations "
                  + " -> ".join(loop + loop[:1]) for loop in structure.algebraic_loops]
     if problems:

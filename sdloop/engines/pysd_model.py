@@ -33,6 +33,15 @@ def element_name(name: str, coords) -> str:
     return f"{name}[{','.join(str(c) for c in coords)}]"
 
 
+def _pysd_failure(exc: BaseException) -> str:
+    """The first line of PySD's error, with what it means where PySD's own words do not say."""
+    message = first_line(exc)
+    if "only 0-dimensional arrays" in message:  # float() of an xarray in PySD's translation
+        message += (" (PySD's translation takes an array for a number: a PySD limitation with arrays, "
+                    "e.g. a macro called with an array or an arrayed <non_negative/> flow; try --engine numpy)")
+    return message
+
+
 class Model:
     """A model file loaded for simulation.
 
@@ -59,7 +68,7 @@ class Model:
                 finally:
                     sys.dont_write_bytecode = before
             except Exception as exc:
-                message = first_line(exc).replace(str(translated.parent), str(self.path.parent))
+                message = _pysd_failure(exc).replace(str(translated.parent), str(self.path.parent))
                 raise ModelFileError(f"PySD could not load the model: {message}", file=self.path) from exc
         self.lookups_accelerated = speed_up_lookups(self._pysd)
         clock = self._pysd.time
@@ -199,11 +208,11 @@ class Model:
                 raise
             except TypeError as exc:
                 if "complex" not in str(exc):  # a complex value reached a comparison (no ComplexWarning first)
-                    raise SimulationError(f"PySD failed during the run: {first_line(exc)}", file=self.path) from exc
+                    raise self._arithmetic_error(exc, f"PySD failed during the run: {_pysd_failure(exc)}") from exc
                 raise self._arithmetic_error(exc, "became non-real (a complex number such as a fractional "
                                                   "power of a negative number)") from exc
             except Exception as exc:
-                raise SimulationError(f"PySD failed during the run: {first_line(exc)}", file=self.path) from exc
+                raise self._arithmetic_error(exc, f"PySD failed during the run: {_pysd_failure(exc)}") from exc
         frame.index.name = "time"
         frame = frame.rename(columns=lambda c: self._real_name.get(c, c))
         self._check_finite(frame)

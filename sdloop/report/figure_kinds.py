@@ -39,7 +39,8 @@ def ranking_figure(payload: dict):
             for i in range(n):
                 for j, column in enumerate(columns):
                     ax.text(j, i, compact(format_cell(values.iloc[i, j], formats[column]), values.iloc[i, j]),
-                            ha="center", va="center", fontsize=5, color="white" if shade[i, j] > 0.6 else "black")
+                            ha="center", va="center", fontsize=5, color="white" if shade[i, j] > 0.6 else "black",
+                            in_layout=False)  # inside its cell: no need to measure it for the layout
                     if np.isnan(shade[i, j]):
                         ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="////", ec="0.8",
                                                lw=0))

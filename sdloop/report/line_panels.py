@@ -98,14 +98,15 @@ def _render_multiples(payload: dict, names: list[str], looks: dict, labels: dict
         fig = Figure(figsize=(width, height * 0.62 * rows * len(panels) + 0.3), layout="constrained")
         blocks = fig.subfigures(len(panels), 1, squeeze=False)[:, 0]
         for letter, block, panel in zip("abcdefghijklmnopqrstuvwxyz", blocks, panels):
-            axes = block.subplots(rows, ncols, sharex=True, sharey=True, squeeze=False)
-            for i, ax in enumerate(axes.flat):
-                if i >= len(names):
-                    ax.set_visible(False)
-                    continue
+            axes = _shared_grid(block, rows, ncols, len(names))
+            index = panel["series"].index
+            if len(index):  # shared: once for the block (set per panel, it autoscaled every sibling again)
+                axes[0].set_xlim(float(index.min()), float(index.max()))
+            for i, ax in enumerate(axes):
                 one = {**panel, "title": labels[names[i]], "ylabel": ""}
                 _draw_panel(ax, one, looks, labels, payload.get("phases") or (),
-                            payload.get("time_label", "Time") if i >= len(names) - ncols else "", False, names[i])
+                            payload.get("time_label", "Time") if i >= len(names) - ncols else "", False, names[i],
+                            xlim=False)
                 ax.tick_params(labelbottom=i >= len(names) - ncols)
             heading = panel.get("ylabel") or panel.get("title") or ""
             if panel.get("title") and panel["title"] not in heading:
@@ -117,17 +118,31 @@ def _render_multiples(payload: dict, names: list[str], looks: dict, labels: dict
     return fig
 
 
+def _shared_grid(block, rows: int, ncols: int, n: int) -> list:
+    """``n`` axes in a ``rows`` x ``ncols`` grid sharing both axes, inner tick labels hidden: what
+    ``subplots(sharex=True, sharey=True)`` makes, without axes for the empty cells."""
+    grid = block.add_gridspec(rows, ncols)
+    axes = []
+    for i in range(n):
+        first = axes[0] if axes else None
+        axes.append(block.add_subplot(grid[divmod(i, ncols)], sharex=first, sharey=first))
+    for ax in axes:
+        ax.label_outer()
+    return axes
+
+
 def _draw_panel(ax, panel: dict, looks: dict, labels: dict, phases, time_label: str, direct: bool,
-                front: str | None) -> None:
+                front: str | None, *, xlim: bool = True) -> None:
     frame: pd.DataFrame = panel["series"]
     n = max(len(frame.index), 1)
     step = max(n // MARKS_PER_LINE, 1)
     columns = [str(c) for c in frame.columns]
+    behind = []  # the other series of a small multiple, in light gray behind the front one
     for i, name in enumerate(columns):
         look = looks[name]
         values = frame.iloc[:, i]
         if front is not None and name != front:
-            ax.plot(frame.index, values, color="0.82", lw=0.6, linestyle="-", zorder=1)
+            behind.append(values)
             continue
         band = (panel.get("bands") or {}).get(name)
         if band is not None and len(band):
@@ -141,10 +156,11 @@ def _draw_panel(ax, panel: dict, looks: dict, labels: dict, phases, time_label: 
         for time, value, symbol in (panel.get("markers") or {}).get(name, []):
             ax.plot([time], [value], marker=symbol, ms=4.2, color=look["color"], markerfacecolor=look["color"],
                     markeredgecolor="white", markeredgewidth=0.5, linestyle="none", zorder=5)
+    _draw_behind(ax, frame.index, behind)
     for points in panel.get("data") or []:
         ax.plot(points["time"], points["value"], linestyle="none", marker="o", ms=2.6, color="0.0",
                 markerfacecolor="0.0", zorder=6)
-    if len(frame.index):
+    if xlim and len(frame.index):
         ax.set_xlim(float(frame.index.min()), float(frame.index.max()))
     if phases:
         plotting.shade_phases(ax, phases, label=False)
@@ -162,6 +178,23 @@ def _draw_panel(ax, panel: dict, looks: dict, labels: dict, phases, time_label: 
         ax.set_title(panel["title"], loc="left")
     if direct:
         direct_labels(ax, frame, looks, labels)
+
+
+def _draw_behind(ax, index, series: list) -> None:
+    """Lines in light gray behind the others: one collection (one artist instead of one per line:
+    the same pixels, drawn in the same order), or plain lines where a series has gaps."""
+    if not series:
+        return
+    x = np.asarray(index, dtype=float)
+    ys = [np.asarray(values, dtype=float) for values in series]
+    if not np.isfinite(x).all() or not all(np.isfinite(y).all() for y in ys):
+        for y in ys:
+            ax.plot(x, y, color="0.82", lw=0.6, linestyle="-", zorder=1)
+        return
+    from matplotlib.collections import LineCollection
+
+    ax.add_collection(LineCollection([np.column_stack([x, y]) for y in ys], colors="0.82", linewidths=0.6,
+                                     linestyles="-", capstyle="projecting", joinstyle="round", zorder=1))
 
 
 def spread(positions: np.ndarray, gap: float, low: float = 0.0, high: float = 1.0) -> np.ndarray:

@@ -120,6 +120,9 @@ def save_figures(jobs, out: Path, cache: Cache, reused: dict, workers: int = 1) 
     if workers > 1 and len(pending) > 2:
         import multiprocessing
 
+        import sdloop.report.figure_kinds  # noqa: F401  (imported once here, not by every forked worker)
+        import sdloop.report.line_panels  # noqa: F401
+
         context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods()
                                               else "spawn")
         with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
