@@ -77,3 +77,9 @@ def raise_if_terminated() -> None:
     went on. Called before a result is published, so a terminated command never publishes one."""
     if _TERMINATION["received"]:
         raise Terminated()
+
+
+def first_line(exc: BaseException) -> str:
+    """The first non-blank line of an exception's message (PySD's messages run over many lines)."""
+    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
+    return lines[0].strip() if lines else type(exc).__name__

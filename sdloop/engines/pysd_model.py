@@ -3,8 +3,7 @@
 Translation (``pysd_translation``) goes to a cache directory keyed by the file's content;
 lookups run through ``numpy.interp`` and numpy's global generator is seeded for each run
 (``pysd_runtime``). Every run sets every constant explicitly, so no override leaks into a
-later run. ``cache_dir``, ``quiet_pysd`` and ``seeded_random`` are re-exported from here for
-the code that imports them from this module.
+later run.
 """
 
 from __future__ import annotations
@@ -17,13 +16,13 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from sdloop.engines.pysd_runtime import first_line, pysd, quiet_pysd, seeded_random, speed_up_lookups
-from sdloop.engines.pysd_translation import cache_dir, translate
-from sdloop.errors import ModelFileError, OverrideError, SdloopError, SimulationError
+from sdloop.engines.pysd_runtime import pysd, quiet_pysd, seeded_random, speed_up_lookups
+from sdloop.engines.pysd_translation import translate
+from sdloop.errors import ModelFileError, OverrideError, SdloopError, SimulationError, first_line
 from sdloop.lang.source import SourceIndex, normalize, parse_model, read_text, resolve_name, split_equations
 from sdloop.structure.clock import check_clock
 
-__all__ = ["CONTROL_NAMES", "Model", "cache_dir", "element_name", "load_model", "quiet_pysd", "seeded_random"]
+__all__ = ["CONTROL_NAMES", "Model", "element_name", "load_model"]
 
 CONTROL_NAMES = ("INITIAL TIME", "FINAL TIME", "TIME STEP", "SAVEPER")
 

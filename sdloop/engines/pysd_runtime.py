@@ -79,9 +79,3 @@ def speed_up_lookups(pysd_model) -> int:
             value.__class__ = FastLookups
             count += 1
     return count
-
-
-def first_line(exc: BaseException) -> str:
-    """The first non-blank line of an exception's message (PySD's messages run over many lines)."""
-    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
-    return lines[0].strip() if lines else type(exc).__name__

@@ -15,8 +15,8 @@ import numpy as np
 
 from sdloop.engines.cache_entries import discard, intact, private_cache, seal
 from sdloop.engines.generated_code import verify_generated
-from sdloop.engines.pysd_runtime import first_line, pysd, quiet_pysd
-from sdloop.errors import ModelFileError
+from sdloop.engines.pysd_runtime import pysd, quiet_pysd
+from sdloop.errors import ModelFileError, first_line
 from sdloop.lang.inert import docstrings, make_inert
 from sdloop.lang.source import SourceIndex, parse_model, read_text
 from sdloop.structure.clock import check_structure_clock

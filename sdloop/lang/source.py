@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from sdloop.errors import ModelFileError
+from sdloop.errors import ModelFileError, first_line
 
 SKETCH_MARKER = "\\\\\\---///"
 # Vensim writes the sketch marker with three backslashes; some files carry two.
@@ -331,7 +331,7 @@ def parse_model(path: str | Path, *, check_names: bool = True):
         except ModelFileError:
             raise
         except Exception as exc:  # PySD raises bare parser errors with no location
-            raise ModelFileError(f"PySD could not parse the file: {_first_line(exc)}", file=path) from exc
+            raise ModelFileError(f"PySD could not parse the file: {first_line(exc)}", file=path) from exc
     if check_names:
         check_references(abstract, index)
     return abstract, index
@@ -350,7 +350,7 @@ def _parse_xmile_elements(path: Path, reader) -> None:
                 node = getattr(component, "node", None)
                 eqn = node.find("{*}eqn") if node is not None else None
                 line = (eqn if eqn is not None else node).sourceline if node is not None else None
-                message = _first_line(exc)
+                message = first_line(exc)
                 found = re.search(r"text begins with '(.*?)'", message)
                 detail = f"cannot parse the equation near '{found.group(1)[:30]}'" if found else (
                     f"cannot parse the equation: {message}")
@@ -359,11 +359,6 @@ def _parse_xmile_elements(path: Path, reader) -> None:
                     detail = ("PySD cannot read a stock with one initial value per <element>; give the stock "
                               "one <eqn> (e.g. an arrayed auxiliary holding the initial values)")
                 raise ModelFileError(detail, file=path, line=line, variable=component.name) from None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 def _parse_one(path: Path, eq: Equation) -> None:
@@ -376,7 +371,7 @@ def _parse_one(path: Path, eq: Equation) -> None:
         if isinstance(element, Component):
             element.parse()
     except Exception as exc:
-        message = _first_line(exc)
+        message = first_line(exc)
         found = re.search(r"text begins with '(.*?)'", message) or re.search(
             r"Rule .*? didn't match at '(.*?)'", message
         )

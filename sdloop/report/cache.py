@@ -94,7 +94,7 @@ class Cache:
 
     def __init__(self, root: str | Path | None = None, *, enabled: bool = True) -> None:
         if root is None:
-            from sdloop.engines.pysd_model import cache_dir
+            from sdloop.engines.pysd_translation import cache_dir
 
             root = cache_dir() / "results"
         self.root = Path(root)
