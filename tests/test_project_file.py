@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -96,3 +97,62 @@ variables = ["Population", "births"]
     assert claims.loc[0, "claim"] == "fast_doubles_sooner" and bool(claims.loc[0, "holds"])
     assert (latest / "growth" / "population.png").exists() and (latest / "growth" / "trajectories.csv").exists()
     assert re.search(r"engine: (compiled C engine|vectorized numpy engine)", result.stdout)
+
+
+LOGISTIC = FIXTURES / "logistic_growth.mdl"
+
+
+def test_an_ensemble_without_cases_or_histograms_gives_true_percentiles_and_figures(tmp_path):
+    """A newcomer's ensemble: no cases, no declared histogram, years far from zero. The percentiles
+    of a first_time year are those of the draws (within a save step), not of bins 1% of 2000 wide;
+    the figures show the strategies (not an empty grid) with no case label to lead their titles."""
+    model = LOGISTIC.read_text().replace("INITIAL TIME = 0", "INITIAL TIME = 2000").replace(
+        "FINAL TIME = 30", "FINAL TIME = 2030").replace("SAVEPER = TIME STEP", "SAVEPER = 0.25")
+    (tmp_path / "m.mdl").write_text(model)
+    (tmp_path / "u.toml").write_text('[parameters."growth fraction"]\ndistribution = "uniform"\nlow = 0.3\n'
+                                     'high = 0.7\nsource = "test"\n')
+    (tmp_path / "p.project.toml").write_text('''
+model = "m.mdl"
+[strategies.slow]
+[strategies.fast.parameters]
+"carrying capacity" = 2000
+[metrics.half_year]
+expr = 'first_time(Population >= 500)'
+better = "lower"
+[metrics.final]
+expr = 'at(Population)'
+better = "higher"
+[ensemble]
+uncertainty = "u.toml"
+samples = 64
+seed = 3
+save_samples = true
+[[ensemble.figures]]
+kind = "best_probability"
+file = "best"
+''')
+    result = sdloop("run", tmp_path / "p.project.toml", "--results", tmp_path / "results")
+    assert result.returncode == 0, result.stderr
+    assert "identical low and high" not in result.stderr  # an empty heat map (no rows matched)
+    ensemble = tmp_path / "results" / "latest" / "ensemble"
+    robust = pd.read_csv(ensemble / "robustness.csv").set_index(["strategy", "metric"])
+    samples = pd.read_parquet(ensemble / "samples.parquet")
+    for strategy in ("slow", "fast"):
+        years = samples.loc[samples.strategy == strategy, "half_year"].to_numpy()
+        assert 2004 < years.min() and years.max() < 2030
+        row = robust.loc[(strategy, "half_year")]
+        for column, q in (("p5", 5), ("median", 50), ("p95", 95)):
+            assert abs(row[column] - np.percentile(years, q)) <= 0.5, (strategy, column, row[column])
+    import matplotlib.image
+
+    pixels = matplotlib.image.imread(ensemble / "best.png")
+    gray = pixels if pixels.ndim == 2 else pixels[..., :3].mean(axis=-1)  # PNGs are stored as 8-bit gray
+    assert (gray < 0.5).mean() > 0.01  # the grid's dark cells and numbers are drawn
+
+
+def test_a_metric_without_format_shows_a_year_whole():
+    from sdloop.experiments.metrics import MetricSpec, format_value
+
+    spec = MetricSpec(name="y", expr="at(x)")
+    assert format_value(2024.75, spec) == "2024.75"  # was 2.02e+03: 2024.75 and 2027 looked alike in claims.csv
+    assert format_value(float("inf"), spec) == "never"

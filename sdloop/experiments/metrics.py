@@ -30,7 +30,7 @@ class MetricSpec:
     never: float | None = None  # what a never-reached value (+inf) counts as in regret and Sobol indices
     unit: str = ""
     label: str | None = None
-    format: str = ".3g"
+    format: str = ".6g"  # six significant digits: a year such as 2024.75 stays whole
     description: str = ""
     histogram: tuple | None = None  # (low, high, bins, scale) for ensemble percentiles
 
@@ -85,7 +85,7 @@ def format_value(value: float, spec: MetricSpec | None = None) -> str:
     if math.isinf(value):
         return "never" if value > 0 else "-inf"
     try:
-        return format(value, spec.format if spec else ".3g")
+        return format(value, spec.format if spec else ".6g")
     except ValueError:
         return f"{value:.3g}"
 

@@ -114,7 +114,7 @@ def read_metrics(value, ctx: Context) -> tuple[MetricSpec, ...]:
         better = table.get("better")
         if better not in (None, "higher", "lower"):
             raise ctx.error("'better' is \"higher\" or \"lower\"", *keys, "better")
-        fmt = _string(table, "format", ctx, *keys, default=".3g")
+        fmt = _string(table, "format", ctx, *keys, default=".6g")
         try:
             format(1.5, fmt)
         except ValueError:

@@ -51,7 +51,7 @@ def robustness_table(summary: EnsembleSummary) -> pd.DataFrame:
         for s, strategy in enumerate(summary.strategies):
             for m, spec in enumerate(summary.metrics):
                 hist = part["metric_hist"][spec.name][s]
-                quant = histogram_quantiles(hist, metric_edges(spec), [p / 100 for p in (5, 50, 95)])
+                quant = histogram_quantiles(hist, metric_edges(spec, summary.times), [p / 100 for p in (5, 50, 95)])
                 valued = part["metric_n"][s, m]
                 ranked = spec.better is not None
                 rows.append({
