@@ -63,7 +63,7 @@ def test_a_new_model_and_project_run_without_python(tmp_path):
     (tmp_path / "growth.project.toml").write_text('''
 name = "growth"
 model = "growth.mdl"
-horizon = 40
+horizon = 30
 [scenarios.baseline]
 [scenarios.fast.parameters]
 "birth fraction" = 0.06
@@ -156,3 +156,54 @@ def test_a_metric_without_format_shows_a_year_whole():
     spec = MetricSpec(name="y", expr="at(x)")
     assert format_value(2024.75, spec) == "2024.75"  # was 2.02e+03: 2024.75 and 2027 looked alike in claims.csv
     assert format_value(float("inf"), spec) == "never"
+
+
+SMALL = '''
+model = "m.mdl"
+horizon = 2025
+strategies = "s.toml"
+[metrics.half_year]
+expr = 'first_time(Population >= 500)'
+unit = "year"
+better = "lower"
+[metrics.final]
+expr = 'at(Population)'
+unit = "Person"
+[metrics.peak_growth]
+expr = 'max("net growth", start=2005, end=2020)'
+[[claims]]
+name = "fast_is_earlier"
+holds = 'half_year(strategy="fast") < half_year(strategy="slow")'
+[ensemble]
+uncertainty = "u.toml"
+samples = 4
+'''
+
+
+@pytest.mark.parametrize("file, old, new, at, words", [
+    ("p.project.toml", 'start=2005, end=2020', 'start=2035, end=2040', "start=2035",
+     "max(): start 2035 is outside the run (INITIAL TIME 2000 to FINAL TIME 2030)"),
+    ("p.project.toml", "at(Population)", "at(Population, 2050)", "2050", "at(): the time 2050 is outside the run"),
+    ("p.project.toml", 'start=2005, end=2020', 'start=2020, end=2005', "start=2020", "the window starts (2020) after"),
+    ("p.project.toml", "horizon = 2025", "horizon = 2040", "horizon", "horizon 2040 is outside the run"),
+    ("p.project.toml", 'half_year(strategy="slow")', 'final(strategy="slow")', "holds",
+     "compares half_year (year) and final (Person): metrics of different units"),
+    ("p.project.toml", '"s.toml"', '"strategy.toml"', "strategies", "strategy.toml: no such file"),
+    ("u.toml", '"growth fraction"', '"growth fractoin"', "growth fractoin", "did you mean 'growth fraction'"),
+])
+def test_a_newcomers_mistake_fails_before_any_run_in_one_line(tmp_path, file, old, new, at, words):
+    model = LOGISTIC.read_text().replace("INITIAL TIME = 0", "INITIAL TIME = 2000").replace(
+        "FINAL TIME = 30", "FINAL TIME = 2030")
+    files = {"m.mdl": model, "p.project.toml": SMALL,
+             "s.toml": '[slow]\n[fast.parameters]\n"growth fraction" = 0.8\n',
+             "u.toml": '[parameters."growth fraction"]\ndistribution = "uniform"\nlow = 0.3\nhigh = 0.7\n'}
+    assert old in files[file]
+    files[file] = files[file].replace(old, new, 1)
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    result = sdloop("run", tmp_path / "p.project.toml", "--results", tmp_path / "results")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert f"{tmp_path / file}:{line_of(files[file], at)}: " in result.stderr, result.stderr
+    assert words in result.stderr, result.stderr
+    assert not (tmp_path / "results").exists() or not any((tmp_path / "results").iterdir())

@@ -96,7 +96,8 @@ def strategy_loses(samples: pd.DataFrame, meta: dict, *, case: str, scenario: st
     y = (mine.isna() | (others < mine)).to_numpy()
     inputs = rows[rows["strategy"] == strategy].set_index("draw").loc[wide.index, meta["inputs"]]
     return Outcome(varied(inputs.reset_index(drop=True)), y,
-                   f"{strategy} is not the best on {metric} ({better} is better), {case}, {scenario}")
+                   f"{strategy} is not the best on {metric} ({better} is better)"
+                   + "".join(f", {name}" for name in (case, scenario) if name))
 
 
 def claim_fails(claims: pd.DataFrame, samples: pd.DataFrame, meta: dict, *, claim: str) -> Outcome:
@@ -112,7 +113,7 @@ def claim_fails(claims: pd.DataFrame, samples: pd.DataFrame, meta: dict, *, clai
     judged = held.notna().to_numpy()  # draws on which a run blew up carry no verdict
     rows, held = rows[judged], held[judged].astype(bool)
     return Outcome(varied(rows[meta["inputs"]].reset_index(drop=True)), ~held.to_numpy(dtype=bool),
-                   f"claim {claim} does not hold (inputs of case {case})")
+                   f"claim {claim} does not hold" + (f" (inputs of case {case})" if case else ""))
 
 
 def varied(inputs: pd.DataFrame) -> pd.DataFrame:

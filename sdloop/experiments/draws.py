@@ -82,9 +82,11 @@ def compiled(design: EnsembleDesign) -> Compiled:
     sim = simulator(design.model, design.engine).simulator
     entries = {dim: list(names) for dim, names in design.entries} or \
         {"case": list(design.cases), "scenario": list(design.scenarios), "strategy": list(design.strategies)}
-    metrics = MetricSet(design.metrics, sim, horizon=design.horizon, source=design.source, entries=entries)
-    claims = check_claims(design.claims, metrics.names, entries, design.source)
-    compiler = Compiler(sim, horizon=design.horizon, allow_under=False)
+    metrics = MetricSet(design.metrics, sim, horizon=design.horizon, source=design.source, entries=entries,
+                        final_time=design.final_time)
+    claims = check_claims(design.claims, metrics.names, entries, design.source,
+                          {m.name: m.unit for m in design.metrics})
+    compiler = Compiler(sim, horizon=design.horizon, allow_under=False, final_time=design.final_time)
     bands = [compiler.compile(text, Where(design.source, None, f"band {text}"), want=(SERIES,))
              for text, _, _ in design.bands]
     result = Compiled(sim, metrics, claims, bands, group_order(design.keys, metrics, design.source),

@@ -43,9 +43,9 @@ class MetricSet:
     """The metrics of a project, checked against a simulator, evaluated on views of runs."""
 
     def __init__(self, specs: Sequence[MetricSpec], sim, *, horizon: float, source: str | Path | None,
-                 entries: Mapping[str, Sequence[str]] | None = None) -> None:
+                 entries: Mapping[str, Sequence[str]] | None = None, final_time: float | None = None) -> None:
         self.specs = tuple(specs)
-        self.compiler = Compiler(sim, horizon=horizon, entries=entries)
+        self.compiler = Compiler(sim, horizon=horizon, entries=entries, final_time=final_time)
         self.nodes = [self.compiler.compile(s.expr, Where(source, s.line, f"metric {s.name}")) for s in self.specs]
 
     @property

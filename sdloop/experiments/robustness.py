@@ -140,7 +140,7 @@ def claims_share_table(summary: EnsembleSummary) -> pd.DataFrame:
         for label, chunks in result["values"].items():
             total = sum(chunks[i][0] for i in sorted(chunks))
             count = sum(chunks[i][1] for i in sorted(chunks))
-            means.append(f"{label} mean={total / count:.4g}" if count else f"{label}: no finite value")
+            means.append(f"{label} mean={total / count:.6g}" if count else f"{label}: no finite value")
         rows.append({"claim": spec.name, "share_of_draws": result["held"] / result["draws"] if result["draws"] else
                      np.nan, "draws": result["draws"], "text": spec.text, "values": "; ".join(means)})
     return pd.DataFrame(rows, columns=["claim", "share_of_draws", "draws", "text", "values"])
