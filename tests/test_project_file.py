@@ -207,3 +207,17 @@ def test_a_newcomers_mistake_fails_before_any_run_in_one_line(tmp_path, file, ol
     assert f"{tmp_path / file}:{line_of(files[file], at)}: " in result.stderr, result.stderr
     assert words in result.stderr, result.stderr
     assert not (tmp_path / "results").exists() or not any((tmp_path / "results").iterdir())
+
+
+def test_run_in_a_study_folder_finds_its_project_and_refuses_a_model_file(tmp_path):
+    """A researcher's own folder has no models/: `sdloop run` there runs its *.project.toml;
+    `sdloop run MODEL.mdl` says it wants a project file (not "malformed TOML")."""
+    (tmp_path / "m.mdl").write_text(LOGISTIC.read_text())
+    (tmp_path / "p.project.toml").write_text('model = "m.mdl"\n[metrics.final]\nexpr = "at(Population)"\n')
+    result = sdloop("run", "--results", "out", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "out" / "latest" / "metrics.csv").exists()
+    result = sdloop("run", "m.mdl", cwd=tmp_path)
+    assert result.returncode == 2 and "is a model file" in result.stderr and "sdloop simulate" in result.stderr
+    result = sdloop("run", cwd=tmp_path / "out")
+    assert result.returncode == 2 and "no project files" in result.stderr and "Traceback" not in result.stderr
