@@ -267,7 +267,10 @@ def headline(info: dict) -> str:
     reused = " (reused: inputs unchanged)" if info.get("reused") else ""
     lines = [f"Ensemble: {info['runs'] + info['sobol_runs']:,} runs ({info['samples']} parameter samples per case x "
              f"scenario x strategy, seed {info['seed']}){reused}; minimax-regret strategy under {first}:"]
-    pivot = base.pivot(index="case", columns="metric", values="minimax_regret_strategy")
     order = list(dict.fromkeys(base.metric))
-    lines.append(pivot.reindex(columns=order).to_string())
+    if set(base.case) == {"-"}:  # no cases: one line per metric
+        lines += [f"  {row.metric}: {row.minimax_regret_strategy}" for row in base.itertuples()]
+    else:
+        pivot = base.pivot(index="case", columns="metric", values="minimax_regret_strategy")
+        lines.append(pivot.reindex(columns=order).to_string())
     return "\n".join(lines)
