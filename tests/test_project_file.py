@@ -221,3 +221,15 @@ def test_run_in_a_study_folder_finds_its_project_and_refuses_a_model_file(tmp_pa
     assert result.returncode == 2 and "is a model file" in result.stderr and "sdloop simulate" in result.stderr
     result = sdloop("run", cwd=tmp_path / "out")
     assert result.returncode == 2 and "no project files" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_run_that_goes_non_finite_names_the_line_variable_and_time_and_leaves_nothing(tmp_path):
+    (tmp_path / "m.mdl").write_text(LOGISTIC.read_text())
+    (tmp_path / "p.project.toml").write_text('model = "m.mdl"\n[strategies.ok]\n[strategies.broken.parameters]\n'
+                                             '"carrying capacity" = 0\n[metrics.final]\nexpr = "at(Population)"\n')
+    result = sdloop("run", tmp_path / "p.project.toml", "--results", tmp_path / "results", "--no-ensemble")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    found = re.search(r"m\.mdl:(\d+): ([\w ]+): run broken became non-finite at time 0\b", result.stderr)
+    assert found, result.stderr
+    assert int(found.group(1)) == line_of(LOGISTIC.read_text(), f"{found.group(2)} = ")  # the variable's own line
+    assert not (tmp_path / "results").exists() or not any((tmp_path / "results").iterdir())

@@ -140,10 +140,14 @@ class Study:
         for i, key in enumerate(keys):
             if not result.finite[i]:
                 frame = result.frame(i)
-                bad = frame.columns[~np.isfinite(frame.to_numpy(dtype=float)).all(axis=0)]
-                first = bad[0] if len(bad) else None
-                raise SimulationError(f"run {'/'.join(k for k in key if k)} became non-finite",
-                                      file=self.sim.path, variable=first)
+                rows, cols = np.nonzero(~np.isfinite(frame.to_numpy(dtype=float)))
+                first = int(np.argmin(rows)) if len(rows) else None
+                name = frame.columns[cols[first]] if first is not None else None
+                when = f" at time {frame.index[rows[first]]:g}" if first is not None else ""
+                structure = getattr(self.sim, "structure", None)
+                var = structure.get(name) if structure is not None and name is not None else None
+                raise SimulationError(f"run {'/'.join(k for k in key if k)} became non-finite{when}",
+                                      file=self.sim.path, line=getattr(var, "line", None), variable=name)
             frames[key] = result.frame(i)
         return frames
 
