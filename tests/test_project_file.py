@@ -190,6 +190,9 @@ samples = 4
      "compares half_year (year) and final (Person): metrics of different units"),
     ("p.project.toml", '"s.toml"', '"strategy.toml"', "strategies", "strategy.toml: no such file"),
     ("u.toml", '"growth fraction"', '"growth fractoin"', "growth fractoin", "did you mean 'growth fraction'"),
+    ("s.toml", "[fast.parameters]", "[fast.parameter]", "fast.parameter", "did you mean [fast.parameters]?"),
+    ("p.project.toml", '[metrics.final]', '[[figures]]\nkind = "plott"\nfile = "x"\n[metrics.final]', "plott",
+     "did you mean 'plot'?"),
 ])
 def test_a_newcomers_mistake_fails_before_any_run_in_one_line(tmp_path, file, old, new, at, words):
     model = LOGISTIC.read_text().replace("INITIAL TIME = 0", "INITIAL TIME = 2000").replace(

@@ -24,7 +24,7 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from sdloop.experiments.evaluate import DIMS, Where
+from sdloop.experiments.evaluate import DIMS, PLURAL, Where
 from sdloop.lang import formula as f
 
 Key = tuple  # (case, scenario, strategy)
@@ -111,7 +111,7 @@ class Claim:
         if name not in known:
             close = difflib.get_close_matches(name, known, n=3)
             hint = f"; did you mean {', '.join(map(repr, close))}?" if close else \
-                (f"; known: {', '.join(known)}" if known else f"; the project has no {dim}s")
+                (f"; known: {', '.join(known)}" if known else f"; the project has no {PLURAL[dim]}")
             raise self.where.error(f"unknown {dim} '{name}'{hint}")
 
     def _metric(self, name: str) -> str:

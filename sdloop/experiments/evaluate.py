@@ -34,6 +34,7 @@ from sdloop.lang import formula as f
 
 NUMBER, VALUE, SERIES, CONDITION, FLAG = "number", "value", "series", "condition", "flag"
 DIMS = ("case", "scenario", "strategy")
+PLURAL = {"case": "cases", "scenario": "scenarios", "strategy": "strategies"}
 EPS = 1e-9
 WINDOW_FUNCTIONS = ("max", "min", "mean", "integral")
 
@@ -365,7 +366,7 @@ class Compiler:
 
                 close = get_close_matches(name, list(known), n=3)
                 hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else \
-                    (f"; known: {', '.join(known)}" if known else f"; the project has no {dim}s")
+                    (f"; known: {', '.join(known)}" if known else f"; the project has no {PLURAL[dim]}")
                 raise where.error(f"{tree.func}(): unknown {dim} '{name}'{hint}")
             target.append((dim, name))
         if not target:
