@@ -7,7 +7,7 @@ import re
 import pytest
 
 from conftest import MODELS, ROOT
-from sdloop.lang.source import SourceIndex, read_text, split_equations
+from sdloop.lang.equations import read_text, SourceIndex, split_equations
 
 
 def documented_variables(section: str) -> set[str]:

@@ -136,7 +136,7 @@ def test_derivative_of_a_many_way_max_is_linear_and_right():
     import sympy
 
     from sdloop.analysis.derivatives import link_derivative
-    from sdloop.structure.expressions import FUNCTIONS
+    from sdloop.structure.vensim_functions import FUNCTIONS
 
     xs = sympy.symbols("x0:12")
     d = link_derivative(2 * FUNCTIONS["max"](*xs) + xs[0], xs[3])  # hung before

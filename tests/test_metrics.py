@@ -10,7 +10,7 @@ import pytest
 
 from sdloop.experiments.metrics import MetricError, MetricSet, MetricSpec, RunView
 from sdloop.lang import formula
-from sdloop.lang.source import resolve_name
+from sdloop.lang.names import resolve_name
 
 TIMES = np.arange(2006, 2035.25, 0.25)
 

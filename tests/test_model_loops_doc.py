@@ -9,7 +9,7 @@ import pytest
 from conftest import MODELS
 from sdloop.engines.euler import simulate
 from sdloop.analysis.loops import load_loop_names, named_loop
-from sdloop.lang.source import normalize
+from sdloop.lang.names import normalize
 from sdloop.structure.build import build_structure
 
 

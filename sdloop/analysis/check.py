@@ -29,9 +29,10 @@ import re
 from pathlib import Path
 
 from sdloop.errors import ModelFileError, SdloopError
-from sdloop.structure.expressions import LookupFunction
+from sdloop.structure.lookups import LookupFunction
 from sdloop.lang.inert import unsafe_text_problems
-from sdloop.lang.source import parse_model, reference_problems
+from sdloop.lang.references import reference_problems
+from sdloop.lang.source import parse_model
 from sdloop.structure.build import ModelStructure, structure_from_abstract
 from sdloop.structure.clock import check_structure_clock
 from sdloop.structure.units import SEVERITIES, Problem, check_units

@@ -19,7 +19,8 @@ import sympy
 from scipy import optimize
 
 from sdloop.engines.euler import Evaluator, Trajectory
-from sdloop.structure.expressions import TIME, LookupFunction, lambdify_modules
+from sdloop.structure.lookups import lambdify_modules, LookupFunction
+from sdloop.structure.symbols import TIME
 from sdloop.structure.build import ModelStructure
 
 SYMBOLIC_MAX_STOCKS = 4

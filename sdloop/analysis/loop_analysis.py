@@ -14,7 +14,7 @@ from sdloop.errors import ModelFileError, SdloopError
 from sdloop.engines.euler import Evaluator, Trajectory
 from sdloop.analysis.loops import DEFAULT_MAX_LOOPS, Link, Loop, causal_graph, find_loops, link_polarities, load_loop_names
 from sdloop.structure.build import ModelStructure, build_structure
-from sdloop.lang.source import normalize
+from sdloop.lang.names import normalize
 from sdloop.structure.placeholders import Unsupported
 
 

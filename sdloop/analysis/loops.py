@@ -41,7 +41,7 @@ import sympy
 from sdloop.errors import ModelFileError, SdloopError
 from sdloop.analysis.derivatives import link_derivative
 from sdloop.engines.euler import CompiledEquation, Trajectory
-from sdloop.lang.source import normalize
+from sdloop.lang.names import normalize
 from sdloop.structure.build import ModelStructure
 from sdloop.structure.placeholders import NoSign
 

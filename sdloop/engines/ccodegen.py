@@ -34,11 +34,12 @@ from dataclasses import dataclass
 import sympy
 from sympy.functions.elementary.piecewise import ExprCondPair
 
-from sdloop.engines.codegen import CONSTANT_KINDS, LOOP_KINDS, _Generator
+from sdloop.engines.run_plan import CONSTANT_KINDS, LOOP_KINDS, RunPlan
 from sdloop.engines.cprinter import CodegenError, CPrinter, lookup_source
 from sdloop.engines.cruntime import DRIVER, PRELUDE
 from sdloop.structure.build import ModelStructure
-from sdloop.structure.expressions import TIME, LookupFunction, LookupSlope
+from sdloop.structure.lookups import LookupFunction, LookupSlope
+from sdloop.structure.symbols import TIME
 
 __all__ = ["CKernel", "CodegenError", "TILE", "generate_c"]
 
@@ -83,7 +84,7 @@ class _CGenerator:
                 what = "a non-negative stock" if var.non_negative else "ACTIVE INITIAL"
                 raise CodegenError(f"{what} is not in the C kernel yet", file=structure.path, line=var.line,
                                    variable=var.vensim_name)
-        self.init_order = _Generator(structure, frozenset(), ()).init_order()
+        self.init_order = RunPlan(structure, frozenset(), ()).init_order()
         self.constants = [v for v in structure.variables.values() if v.kind in CONSTANT_KINDS]
         self.const_index = {v.symbol: i for i, v in enumerate(self.constants)}
         self.groups: dict = {}

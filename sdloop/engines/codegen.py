@@ -8,7 +8,9 @@ and flows in evaluation order at each later step, stocks updated by ``dt * (infl
 outflows)``, DELAY FIXED through a pipeline of TIME STEP slots, lookups through
 ``numpy.interp`` (which holds the end values, as Vensim does).
 
-What the code generator does to be fast, without changing a number beyond rounding:
+What the code generator does to be fast, without changing a number beyond rounding (the
+plan of what is fixed, timed or hoisted is ``sdloop.engines.run_plan``'s; the printer is
+``sdloop.engines.numpy_printer``'s, the names the code runs with ``sdloop.engines.numpy_namespace``'s):
 
 - constants that are the same for every run of a block (``uniform``) are plain floats;
   only the ``varying`` ones are arrays of N values;
@@ -29,119 +31,15 @@ stocks are clipped at zero after each step, as PySD does.
 
 from __future__ import annotations
 
-import graphlib
 from collections import Counter
 from dataclasses import dataclass, field
 
-import numpy as np
-import sympy
 from sympy.functions.elementary.piecewise import ExprCondPair
-from sympy.printing.numpy import NumPyPrinter
 
-from sdloop.errors import ModelFileError
-from sdloop.structure.expressions import TIME, LookupFunction, LookupSlope
-from sdloop.engines.printing import HoistingPrinter
+from sdloop.engines.numpy_namespace import engine_namespace
+from sdloop.engines.numpy_printer import EnginePrinter
+from sdloop.engines.run_plan import CONSTANT_KINDS, LOOP_KINDS, RunPlan
 from sdloop.structure.build import ModelStructure
-
-CONSTANT_KINDS = ("constant", "control")
-# Every model variable is ``v_<symbol name>`` in the generated code, so that no Vensim name
-# (``where``, ``times``, ``exp``, ``n``) can shadow a name the code itself uses.
-VARIABLE_PREFIX = "v_"
-LOOP_KINDS = ("flow", "auxiliary")
-
-
-class EnginePrinter(HoistingPrinter, NumPyPrinter):
-    """NumPyPrinter with exact float literals, ``numpy.where`` for Piecewise and named temps."""
-
-    def __init__(self, replacements: dict | None = None, groups: dict | None = None,
-                 fast_pow: bool = False) -> None:
-        super().__init__(replacements, groups, settings={"fully_qualified_modules": False, "inline": True})
-        self.fast_pow = fast_pow
-
-    def _print_Symbol(self, expr):
-        return "time" if expr == TIME else VARIABLE_PREFIX + expr.name
-
-    def _print_Float(self, expr):
-        return repr(float(expr))
-
-    def _print_Rational(self, expr):
-        return f"({expr.p}/{expr.q})"
-
-    def _print_Integer(self, expr):
-        return str(int(expr))
-
-    def _print_Pow(self, expr, rational=False):
-        base, exp = expr.args
-        b = self.parenthesize(base, sympy.printing.precedence.PRECEDENCE["Pow"])
-        if exp == -1:
-            return f"(1/{b})"
-        if exp == sympy.Rational(1, 2):
-            return f"sqrt({self._print(base)})"
-        if exp == -sympy.Rational(1, 2):
-            return f"(1/sqrt({self._print(base)}))"
-        if exp.is_Integer and exp < 0:
-            return f"(1/{b}**{int(-exp)})"
-        if self.fast_pow and not exp.is_Integer:
-            return f"fast_pow({self._print(base)}, {self._print(exp)})"
-        e = self.parenthesize(exp, sympy.printing.precedence.PRECEDENCE["Pow"])
-        return f"{b}**{e}"
-
-    def _print_Piecewise(self, expr):
-        pieces = list(expr.args)
-        last = pieces[-1]
-        min_max = self._min_max(pieces)
-        if min_max:
-            return min_max
-        if last.cond is sympy.true:
-            text = self._print(last.expr)
-            pieces = pieces[:-1]
-        else:
-            text = "nan"
-        for value, condition in reversed(pieces):
-            text = f"where({self._print(condition)}, {self._print(value)}, {text})"
-        return text
-
-    def _print_ITE(self, expr):
-        c, a, b = (self._print(arg) for arg in expr.args)
-        return f"where({c}, {a}, {b})"
-
-    def _print_And(self, expr):
-        return self._nested("logical_and", expr.args)
-
-    def _print_Or(self, expr):
-        return self._nested("logical_or", expr.args)
-
-    def _print_Not(self, expr):
-        return f"logical_not({self._print(expr.args[0])})"
-
-    def _print_BooleanTrue(self, expr):
-        return "True"
-
-    def _print_BooleanFalse(self, expr):
-        return "False"
-
-    def _print_Function(self, expr):
-        cls = type(expr)
-        if issubclass(cls, (LookupFunction, LookupSlope)):
-            return f"{cls.__name__}({self._print(expr.args[0])})"
-        return super()._print_Function(expr)
-
-
-def lookup_namespace(structure: ModelStructure) -> dict:
-    """Name -> numeric function for every lookup (and slope) used by the model's equations."""
-    namespace = {}
-    for var in structure.variables.values():
-        for expr in (var.equation, var.initial, var.delay):
-            if expr is None:
-                continue
-            for fn in expr.atoms(sympy.Function):
-                cls = type(fn)
-                if issubclass(cls, LookupFunction):
-                    xs, ys = np.asarray(cls.xs, float), np.asarray(cls.ys, float)
-                    namespace[cls.__name__] = (lambda xs, ys: lambda x: np.interp(x, xs, ys))(xs, ys)
-                elif issubclass(cls, LookupSlope):
-                    namespace[cls.__name__] = cls.numeric()
-    return namespace
 
 
 @dataclass(frozen=True)
@@ -161,124 +59,8 @@ class GeneratedCode:
         return namespace["run_block"]
 
 
-class _Generator:
-    def __init__(self, structure: ModelStructure, varying: frozenset[str], recorded: tuple[str, ...]):
-        self.s = structure
-        self.varying = varying
-        self.recorded = recorded
-        self.ident = {name: VARIABLE_PREFIX + var.symbol.name for name, var in structure.variables.items()}
-        self.key = {name: var.symbol.name for name, var in structure.variables.items()}
-        self.kind = {name: var.kind for name, var in structure.variables.items()}
-        self.constant_symbols = {v.symbol for v in structure.variables.values() if v.kind in CONSTANT_KINDS}
-        self.varying_symbols = {structure.variables[n].symbol for n in varying}
-        self.groups: dict = {}
-        self._classify()
-
-    # which variables are fixed for the run, and which of those vary between runs
-    def _classify(self) -> None:
-        s = self.s
-        static, static_varying = set(self.constant_symbols), set(self.varying_symbols)
-        order = self.init_order()
-        for name in order:
-            var = s.variables[name]
-            if var.kind in LOOP_KINDS or var.kind == "initial":
-                syms = var.equation.free_symbols
-                fixed = TIME not in syms and syms <= static and var.initial is None
-                if fixed or var.kind == "initial":  # INITIAL keeps its value at the initial time
-                    static.add(var.symbol)
-                    if not fixed or syms & static_varying:
-                        static_varying.add(var.symbol)
-        self.static = static
-        self.static_varying = static_varying
-        # loop variables that depend on Time and uniform constants only: computed over the grid
-        timed: dict[sympy.Symbol, str] = {}
-        for name in s.order:
-            var = s.variables[name]
-            syms = var.equation.free_symbols
-            if (var.symbol not in static and syms <= static | {TIME} | set(timed) and not syms & static_varying
-                    and var.initial is None):
-                timed[var.symbol] = name
-        self.timed_vars = timed
-
-    def init_order(self) -> list[str]:
-        """All non-lookup variables, each after those its initial value uses."""
-        s = self.s
-        graph = {}
-        for name, var in s.variables.items():
-            if var.kind == "lookup":
-                continue
-            exprs = [var.initial, var.delay] if var.kind in ("stock", "delay_fixed") or var.initial is not None \
-                else [var.equation]
-            deps = set()
-            for expr in exprs:
-                if expr is not None:
-                    deps |= {s.by_symbol(sym).name for sym in expr.free_symbols if s.by_symbol(sym) is not None}
-            graph[name] = deps
-        # predecessors in the model's order, not a set's (whose order changes with the process's hash
-        # seed): the same model gives the same code, so the compiled kernel's cache key holds
-        position = {name: i for i, name in enumerate(s.variables)}
-        graph = {name: sorted(deps, key=position.__getitem__) for name, deps in graph.items()}
-        try:
-            return list(graphlib.TopologicalSorter(graph).static_order())
-        except graphlib.CycleError as exc:
-            cycle = exc.args[1]
-            var = s.variables[cycle[0]]
-            raise ModelFileError("initial values depend on each other: " + " -> ".join(cycle),
-                                 file=s.path, line=var.line, variable=var.vensim_name) from None
-
-    def needed(self, dynamic: list[str]) -> list[str]:
-        """The loop variables the stocks, pipelines and recorded columns depend on (in order)."""
-        s = self.s
-        wanted = set(self.recorded)
-        for var in s.variables.values():
-            if var.kind == "stock":
-                wanted |= set(var.inflows + var.outflows)
-            elif var.kind == "delay_fixed":
-                wanted |= set(s.inputs(var.name))
-        for name in reversed(dynamic):
-            if name in wanted:
-                wanted |= set(s.inputs(name))
-        return [n for n in dynamic if n in wanted]
-
-    # hoisting of sub-expressions out of the time loop
-    def _kind_of(self, expr) -> str:
-        """'const' (constants only), 'timed' (Time and uniform constants) or 'dynamic'."""
-        syms = expr.free_symbols
-        if syms <= self.static:
-            return "const"
-        if syms <= self.static | {TIME} | set(self.timed_vars) and not (syms & self.static_varying):
-            return "timed"
-        return "dynamic"
-
-    def _hoist(self, expr, const: dict, timed: dict, counts: Counter) -> None:
-        if expr.is_Atom or isinstance(expr, sympy.logic.boolalg.BooleanAtom):
-            return
-        if isinstance(expr, ExprCondPair):
-            for arg in expr.args:
-                self._hoist(arg, const, timed, counts)
-            return
-        kind = self._kind_of(expr)
-        if kind == "const":
-            const.setdefault(expr, f"_c{len(const)}")
-            return
-        if kind == "timed":
-            timed.setdefault(expr, f"_t{len(timed)}")
-            return
-        counts[expr] += 1
-        if counts[expr] > 1:
-            return  # its sub-expressions were counted the first time
-        args = expr.args
-        if isinstance(expr, (sympy.Mul, sympy.Add)):
-            fixed = [a for a in args if self._kind_of(a) != "dynamic"]
-            group = expr.func(*fixed) if len(fixed) > 1 else None
-            if group is not None and self._kind_of(group) != "dynamic":
-                # evaluate the fixed factors (or terms) together, before the loop
-                rest = [a for a in args if self._kind_of(a) == "dynamic"]
-                self.groups[expr] = (group, rest)
-                self._hoist(group, const, timed, counts)
-                args = rest
-        for arg in args:
-            self._hoist(arg, const, timed, counts)
+class _Generator(RunPlan):
+    """Writes ``run_block`` from the plan."""
 
     def generate(self) -> str:
         s, ident = self.s, self.ident
@@ -396,33 +178,6 @@ def _shared_in(expr, shared: set, done: dict) -> list:
 
     walk(expr)
     return found
-
-
-def fast_pow(base, exponent):
-    """``base ** exponent`` as exp(exponent * log(base)) where base > 0 (a third faster than
-    numpy.power, within a few ulp); numpy.power elsewhere."""
-    if np.ndim(base) == 0 and np.ndim(exponent) == 0:
-        return np.power(base, exponent)
-    result = np.exp(exponent * np.log(base))
-    bad = ~(base > 0)
-    if bad.any():
-        result = np.where(bad, np.power(base, exponent), result)
-    return result
-
-
-def engine_namespace(structure: ModelStructure) -> dict:
-    """The names generated code uses: numpy functions, ``fast_pow`` and the model's lookups."""
-    namespace = {name: getattr(np, name) for name in (
-        "where", "minimum", "maximum", "exp", "log", "sqrt", "abs", "sign", "floor", "mod", "sin", "cos",
-        "tan", "arcsin", "arccos", "arctan", "sinh", "cosh", "tanh", "arcsinh", "arccosh", "arctanh", "log10", "log2",
-        "power", "ceil", "logical_and", "logical_or", "logical_not", "less", "less_equal",
-        "greater", "greater_equal", "equal", "not_equal", "broadcast_to", "rint", "empty", "arange", "nan",
-        "heaviside", "select", "isnan")}
-    namespace["fast_pow"] = fast_pow
-    namespace["e"] = np.e
-    namespace["pi"] = np.pi
-    namespace.update(lookup_namespace(structure))
-    return namespace
 
 
 def generate(structure: ModelStructure, varying=frozenset(), recorded=()) -> GeneratedCode:

@@ -17,7 +17,7 @@ from sympy.printing.c import C99CodePrinter
 
 from sdloop.engines.printing import HoistingPrinter
 from sdloop.errors import ModelFileError
-from sdloop.structure.expressions import LookupFunction, LookupSlope
+from sdloop.structure.lookups import LookupFunction, LookupSlope
 
 FUNCTIONS = {"exp": "exp", "log": "log", "sqrt": "sqrt", "sin": "sin", "cos": "cos", "tan": "tan",
              "asin": "asin", "acos": "acos", "atan": "atan", "floor": "floor"}

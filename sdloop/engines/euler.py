@@ -17,7 +17,8 @@ import sympy
 
 from sdloop.errors import ModelFileError, SimulationError
 from sdloop.structure.clock import check_clock
-from sdloop.structure.expressions import TIME, lambdify_modules
+from sdloop.structure.lookups import lambdify_modules
+from sdloop.structure.symbols import TIME
 from sdloop.structure.build import ModelStructure, Variable
 
 TIME_NAME = "time"
@@ -63,7 +64,7 @@ class CompiledEquation:
     def over(self, values: Mapping[str, np.ndarray], length: int) -> np.ndarray:
         """The equation at every time step, given an array per input."""
         if self._array is None:
-            from sdloop.engines.codegen import engine_namespace
+            from sdloop.engines.numpy_namespace import engine_namespace
 
             namespace = {**engine_namespace(self._structure), **lambdify_modules([self._expr])[0]}
             self._array = array_function(self._expr, self._symbols, namespace)
@@ -209,7 +210,7 @@ class Evaluator:
 
 def array_function(expr: sympy.Expr, symbols, namespace: dict):
     """``expr`` as a numpy function of ``symbols`` (printed as the engine prints it)."""
-    from sdloop.engines.codegen import EnginePrinter
+    from sdloop.engines.numpy_printer import EnginePrinter
 
     printer = EnginePrinter()
     args = ", ".join(printer.doprint(sym) for sym in symbols)

@@ -23,7 +23,7 @@ import pandas as pd
 
 from sdloop.engines.codegen import generate
 from sdloop.errors import ModelFileError, OverrideError, SdloopError, SimulationError
-from sdloop.lang.source import normalize, resolve_name
+from sdloop.lang.names import normalize, resolve_name
 from sdloop.structure.build import CONTROL, ModelStructure, build_structure
 from sdloop.structure.clock import check_clock
 

@@ -33,8 +33,9 @@ from pathlib import Path
 from sdloop.engines.cache_entries import discard, intact, new_entry, private_cache
 from sdloop.engines.pysd_translation import cache_dir
 from sdloop.errors import ModelFileError
-from sdloop.lang.source import (SourceIndex, _parse_one, check_references, parse_model, read_text,
-                                split_equations)
+from sdloop.lang.equations import read_text, SourceIndex, split_equations
+from sdloop.lang.references import check_references
+from sdloop.lang.source import _parse_one, parse_model
 
 FORMAT = "parsed-1"
 
@@ -215,10 +216,11 @@ def model_structure(path: str | Path):
 def _memo_version() -> str:
     import sympy
 
-    from sdloop.structure import expressions, piecewise_memo
+    from sdloop.structure import expressions, lookups, piecewise_memo, symbols, vensim_functions
 
-    return hashlib.sha256(f"{sympy.__version__}\0".encode() + Path(expressions.__file__).read_bytes()
-                          + Path(piecewise_memo.__file__).read_bytes()).hexdigest()
+    modules = (expressions, vensim_functions, symbols, lookups, piecewise_memo)
+    return hashlib.sha256(f"{sympy.__version__}\0".encode()
+                          + b"".join(Path(m.__file__).read_bytes() for m in modules)).hexdigest()
 
 
 def _memo(path: Path):

@@ -19,7 +19,9 @@ import pandas as pd
 from sdloop.engines.pysd_runtime import pysd, quiet_pysd, seeded_random, speed_up_lookups
 from sdloop.engines.pysd_translation import translate
 from sdloop.errors import ModelFileError, OverrideError, SdloopError, SimulationError, first_line
-from sdloop.lang.source import SourceIndex, normalize, parse_model, read_text, resolve_name, split_equations
+from sdloop.lang.equations import read_text, SourceIndex, split_equations
+from sdloop.lang.names import normalize, resolve_name
+from sdloop.lang.source import parse_model
 from sdloop.structure.clock import check_clock
 
 __all__ = ["CONTROL_NAMES", "Model", "element_name", "load_model"]

@@ -18,7 +18,8 @@ from sdloop.engines.generated_code import verify_generated
 from sdloop.engines.pysd_runtime import pysd, quiet_pysd
 from sdloop.errors import ModelFileError, first_line
 from sdloop.lang.inert import docstrings, make_inert
-from sdloop.lang.source import SourceIndex, parse_model, read_text
+from sdloop.lang.equations import read_text, SourceIndex
+from sdloop.lang.source import parse_model
 from sdloop.structure.clock import check_structure_clock
 
 TRANSLATION_FORMAT = "inert-docs-1"  # part of the cache key: entries from before sealed entries are not reused
@@ -33,7 +34,7 @@ def data_files(path: Path, abstract, index: SourceIndex) -> dict[str, Path]:
     """Data files the model reads (GET XLS/DIRECT ..., subscript ranges from files), as
     written -> resolved against the model's folder. ModelFileError (with the line) for a
     file that does not exist."""
-    from sdloop.lang.source import _walk
+    from sdloop.lang.references import walk
 
     found: dict[str, tuple[str, int | None]] = {}
     for section in abstract.sections:
@@ -42,7 +43,7 @@ def data_files(path: Path, abstract, index: SourceIndex) -> dict[str, Path]:
                 found.setdefault(rng.subscripts["file"], (rng.name, index.line(rng.name)))
         for element in section.elements:
             for component in element.components:
-                for node in _walk(component.ast):
+                for node in walk(component.ast):
                     name = getattr(node, "file", None)
                     if isinstance(name, str) and type(node).__name__.startswith("Get"):
                         found.setdefault(name, (element.name, index.line(element.name)))

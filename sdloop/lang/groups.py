@@ -17,7 +17,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from sdloop.lang.source import normalize, read_text, split_equations
+from sdloop.lang.equations import read_text, split_equations
+from sdloop.lang.names import normalize
 
 GROUP_HEADER = re.compile(r"^\*{3,}[ \t]*\r?\n[ \t]*\.([^\n]+?)[ \t]*\r?\n\*{3,}", re.MULTILINE)
 

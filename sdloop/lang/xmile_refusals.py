@@ -8,11 +8,8 @@ import re
 from pathlib import Path
 
 from sdloop.errors import ModelFileError
-from sdloop.lang.source import normalize
-
-
-def _line_of(text: str, offset: int) -> int:
-    return text.count("\n", 0, offset) + 1
+from sdloop.lang.equations import line_of
+from sdloop.lang.names import normalize
 
 
 # XMILE (Stella) constructs PySD cannot run: it fails on them or, for modules, silently
@@ -33,7 +30,7 @@ def refuse_duplicates(path: Path, text: str) -> None:
         seen: dict[str, int] = {}
         for match in re.finditer(r'<(?:stock|flow|aux|gf)\s+name="([^"]+)"', block.group(1)):
             name = match.group(1).replace("\\n", " ")
-            line = _line_of(text, block.start(1) + match.start())
+            line = line_of(text, block.start(1) + match.start())
             if normalize(name) in seen:
                 raise ModelFileError(f"defined twice (lines {seen[normalize(name)]} and {line})",
                                      file=path, line=line, variable=name)
@@ -54,5 +51,5 @@ def refuse_unsupported(path: Path, text: str) -> None:
         names = re.findall(r'<module\s+name="([^"]+)"', text[match.start():])[:1]
     else:  # the variable the construct belongs to
         names = re.findall(r'<(?:stock|flow|aux)\s+name="([^"]+)"', text[:match.end()])[-1:]
-    raise ModelFileError(_UNSUPPORTED_XMILE[kind], file=path, line=_line_of(text, match.start()),
+    raise ModelFileError(_UNSUPPORTED_XMILE[kind], file=path, line=line_of(text, match.start()),
                          variable=names[0].replace("\\n", " ") if names else None)

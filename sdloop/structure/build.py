@@ -26,15 +26,13 @@ import networkx as nx
 import sympy
 
 from sdloop.errors import ModelFileError
-from sdloop.structure.expressions import (
-    LookupFunction,
-    Translator,
-    make_lookup,
-    number,
-    symbol_for,
-    time_step_symbol,
-)
-from sdloop.lang.source import SourceIndex, normalize, parse_model
+from sdloop.structure.expressions import Translator
+from sdloop.structure.lookups import LookupFunction, make_lookup
+from sdloop.structure.symbols import number, symbol_for, time_step_symbol
+from sdloop.structure.vensim_functions import FUNCTIONS
+from sdloop.lang.equations import SourceIndex
+from sdloop.lang.names import normalize
+from sdloop.lang.source import parse_model
 from sdloop.structure.placeholders import make_unsupported
 from sdloop.structure.subscripts import Ranges, SubscriptError, array_values as _array_values, covered as _covered, element_name
 
@@ -204,8 +202,6 @@ class _Builder:
             flow = self.synthetic(f"{prefix} (flow 1)", "flow", (inp - stage) / T)
             self.synthetic(f"{prefix} (stage 1)", "stock", flow, units, initial=inp / (1 + args["initial_trend"]),
                            inflows=(f"{prefix} (flow 1)",))
-            from sdloop.structure.expressions import FUNCTIONS
-
             return inp * (1 + FUNCTIONS["zidz"](inp - stage, T * stage) * args["horizon"])
         if kind == "Trend":
             inp, T = args["input"], args["average_time"]
@@ -214,8 +210,6 @@ class _Builder:
             # the average time is kept on the stage too (the unit check reads it)
             self.synthetic(f"{prefix} (stage 1)", "stock", flow, initial=inp / (1 + args["initial_trend"] * T),
                            inflows=(f"{prefix} (flow 1)",), delay=T)
-            from sdloop.structure.expressions import FUNCTIONS
-
             return FUNCTIONS["zidz"](inp - stage, T * sympy.Abs(stage))
         self.unsupported.append(UnsupportedConstruct(owner, self.current[3], kind.upper()))
         return args["input"]

@@ -8,9 +8,10 @@ from typing import TYPE_CHECKING, Callable
 
 import sympy
 
-from sdloop.lang.source import normalize
+from sdloop.lang.names import normalize
 from sdloop.structure.build import Variable
-from sdloop.structure.expressions import Translator, symbol_for
+from sdloop.structure.expressions import Translator
+from sdloop.structure.symbols import symbol_for
 
 if TYPE_CHECKING:
     from sdloop.structure.build import _Builder

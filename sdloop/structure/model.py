@@ -11,8 +11,9 @@ import networkx as nx
 import sympy
 
 from sdloop.errors import ModelFileError
-from sdloop.lang.source import normalize
-from sdloop.structure.expressions import LookupFunction, number
+from sdloop.lang.names import normalize
+from sdloop.structure.lookups import LookupFunction
+from sdloop.structure.symbols import number
 
 CONTROL = ("initial time", "final time", "time step", "saveper")
 DYNAMIC_KINDS = frozenset({"flow", "auxiliary"})

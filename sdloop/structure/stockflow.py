@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sdloop.lang.groups import variable_groups
-from sdloop.lang.source import normalize
+from sdloop.lang.names import normalize
 from sdloop.structure.build import ModelStructure, Variable
-from sdloop.structure.expressions import TIME, LookupFunction
+from sdloop.structure.lookups import LookupFunction
+from sdloop.structure.symbols import TIME
 
 DRAWN_KINDS = {"stock": "stock", "flow": "flow", "constant": "constant", "lookup": "lookup"}
 TIME_NAME = "Time"

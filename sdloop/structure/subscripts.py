@@ -20,7 +20,7 @@ from typing import Mapping
 
 import numpy as np
 
-from sdloop.lang.source import normalize
+from sdloop.lang.names import normalize
 
 
 class SubscriptError(Exception):

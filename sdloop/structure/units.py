@@ -25,7 +25,8 @@ from dataclasses import dataclass
 
 import sympy
 
-from sdloop.structure.expressions import TIME, LookupFunction, time_step_symbol
+from sdloop.structure.lookups import LookupFunction
+from sdloop.structure.symbols import TIME, time_step_symbol
 from sdloop.structure.placeholders import Unsupported
 from sdloop.structure.build import ModelStructure, Variable
 
