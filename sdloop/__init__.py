@@ -17,3 +17,8 @@ def __getattr__(name: str):
 
         return getattr(api, name)
     raise AttributeError(f"module 'sdloop' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The API's names too (loaded on first use), so a notebook's completion offers them."""
+    return sorted(set(globals()) | set(__all__))

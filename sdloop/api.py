@@ -32,9 +32,12 @@ class Model:
         self.choice = simulator(self.path, engine)
         self._sim = self.choice.simulator
 
+    def __repr__(self) -> str:
+        return f"<sdloop model {str(self.path)!r}: {len(self.variables)} variables, {self.engine} engine>"
+
     @property
     def engine(self) -> str:
-        """Which engine runs the model: 'numpy' or 'pysd' (``choice.reasons`` says why)."""
+        """Which engine runs the model: 'compiled', 'numpy' or 'pysd' (``choice.reasons`` says why)."""
         return self.choice.kind
 
     @property
@@ -148,7 +151,15 @@ class RunDirectory:
         """Long (tidy) form: the dimensions, time, variable, value."""
         wide = self._read(project, "trajectories")
         dims = [c for c in ("case", "scenario", "strategy") if c in wide.columns]
-        keep = [c for c in wide.columns if c not in (*dims, "time") and (variables is None or c in variables)]
+        names = [c for c in wide.columns if c not in (*dims, "time")]
+        for name in variables or ():
+            if name not in names:
+                import difflib
+
+                close = difflib.get_close_matches(name, names, n=3)
+                hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+                raise SdloopError(f"{name!r}: no such variable in this run's trajectories{hint}", file=self.path)
+        keep = [c for c in names if variables is None or c in variables]
         return wide.melt(id_vars=[*dims, "time"], value_vars=keep, var_name="variable", value_name="value")
 
     def ensemble(self, table: str = "robustness", project: str | None = None) -> pd.DataFrame:

@@ -130,5 +130,7 @@ def test_discover_fails_in_one_line_on_an_unknown_metric_or_missing_samples(ense
     bad = sdloop("discover", ensemble_dirs / "one", "--strategy", "lifecycle_phased", "--metric", "nope")
     assert bad.returncode == 2 and "no metric 'nope'" in bad.stderr and "self_sufficiency_2035" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
+    close = sdloop("discover", ensemble_dirs / "one", "--strategy", "lifecycle_phased", "--metric", "peak_shortfal")
+    assert close.returncode == 2 and "did you mean 'peak_shortfall'" in close.stderr
     missing = sdloop("discover", tmp_path, "--claim", "x")
     assert missing.returncode == 2 and "--save-samples" in missing.stderr and "Traceback" not in missing.stderr

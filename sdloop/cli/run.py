@@ -1,6 +1,7 @@
 """``sdloop run [PROJECT ...]``: run projects into one run directory under ``results/``.
 
-Without PROJECT, every ``*.project.toml`` in ``--models`` (default ``models/``) runs. Work whose
+Without PROJECT, every ``*.project.toml`` in ``--models`` (default ``models/``, or the current
+folder when it has no ``models/``) runs; a folder given as PROJECT runs its project files. Work whose
 inputs did not change is reused from the cache; ``--only`` and ``--no-ensemble`` run parts.
 """
 
@@ -17,7 +18,8 @@ def add_run_parser(sub) -> None:
     p = sub.add_parser("run", help="run projects (default: every models/*.project.toml) into a run directory",
                        description="Run each project's cases x scenarios x strategies, its metrics, claims, "
                                    "figures and ensemble; write a run directory under --results.")
-    p.add_argument("projects", type=Path, nargs="*", help="project files (default: every *.project.toml in --models)")
+    p.add_argument("projects", type=Path, nargs="*", help="project files or folders of them (default: every *.project.toml in --models, "
+                        "or in the current folder when it has no models/)")
     p.add_argument("--models", type=Path, default=Path("models"), help="where to look for project files")
     p.add_argument("--results", type=Path, default=Path("results"), help="where run directories go")
     p.add_argument("--cases", type=options.name_list, help="comma-separated subset of cases (default: all)")
@@ -37,14 +39,40 @@ def add_run_parser(sub) -> None:
     p.set_defaults(handler=run_command)
 
 
-def run_command(args: argparse.Namespace) -> int:
+MODEL_SUFFIXES = (".mdl", ".xmile", ".xml", ".stmx", ".itmx")
+
+
+def project_paths(given: list[Path], models: Path) -> list[Path]:
+    """The project files to run: those given (a folder gives its ``*.project.toml``), else those
+    in ``models`` (``models/``, or the current folder when there is no ``models/``)."""
     from sdloop.errors import OverrideError
     from sdloop.experiments.project import find_projects
+
+    paths = []
+    for path in given:
+        if path.suffix.lower() in MODEL_SUFFIXES:
+            raise OverrideError("is a model file; 'sdloop run' takes a project file that names it (model = "
+                                f"\"{path.name}\", see the README's \"Project files\"), or run the model once with "
+                                f"'sdloop simulate {path}'", file=path)
+        found = find_projects(path) if path.is_dir() else [path]
+        if not found:
+            raise OverrideError("no project files (*.project.toml) in this folder", file=path)
+        paths += found
+    if given:
+        return paths
+    if models == Path("models") and not models.is_dir():
+        models = Path(".")
+    paths = find_projects(models)
+    if not paths:
+        raise OverrideError(f"no project files (*.project.toml) in {'the current folder' if models == Path('.') else models}"
+                            "; give one: sdloop run PROJECT.project.toml", file=models)
+    return paths
+
+
+def run_command(args: argparse.Namespace) -> int:
     from sdloop.report.runner import PARTS, RunOptions, run_projects
 
-    paths = list(args.projects) or find_projects(args.models)
-    if not paths:
-        raise OverrideError(f"no project files (*.project.toml) in {args.models}", file=args.models)
+    paths = project_paths(args.projects, args.models)
     if args.only == "metrics":
         parts = ("metrics",)
     elif args.only == "figures":

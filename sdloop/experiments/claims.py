@@ -24,7 +24,7 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from sdloop.experiments.evaluate import DIMS, Where
+from sdloop.experiments.evaluate import DIMS, PLURAL, Where
 from sdloop.lang import formula as f
 
 Key = tuple  # (case, scenario, strategy)
@@ -69,8 +69,9 @@ class Claim:
     """A checked claim: ``evaluate(table)`` gives (holds per draw, values compared)."""
 
     def __init__(self, spec: ClaimSpec, metrics: Sequence[str], entries: Mapping[str, Sequence[str]],
-                 source: str | Path | None) -> None:
+                 source: str | Path | None, units: Mapping[str, str] | None = None) -> None:
         self.spec = spec
+        self.units = {name: unit for name, unit in (units or {}).items() if unit}
         self.metrics = list(metrics)
         self.entries = {dim: list(entries.get(dim, ())) or [""] for dim in DIMS}
         self.where = Where(source, spec.line, f"claim {spec.name}")
@@ -82,6 +83,7 @@ class Claim:
         except f.FormulaError as exc:
             raise self.where.error(f"{exc.message}: {spec.holds.strip()}") from None
         self.run = self._node(tree)
+        self._units_of(tree)
         dummy = {(c, sc, st): {m: np.ones(1) for m in self.metrics}
                  for c in self.entries["case"] for sc in self.entries["scenario"] for st in self.entries["strategy"]}
         with np.errstate(all="ignore"):
@@ -109,7 +111,7 @@ class Claim:
         if name not in known:
             close = difflib.get_close_matches(name, known, n=3)
             hint = f"; did you mean {', '.join(map(repr, close))}?" if close else \
-                (f"; known: {', '.join(known)}" if known else f"; the project has no {dim}s")
+                (f"; known: {', '.join(known)}" if known else f"; the project has no {PLURAL[dim]}")
             raise self.where.error(f"unknown {dim} '{name}'{hint}")
 
     def _metric(self, name: str) -> str:
@@ -158,6 +160,38 @@ class Claim:
                 raise self.where.error(f"{what}= takes a quoted name or a list of them")
             names.append(item.value)
         return names
+
+    def _units_of(self, tree) -> tuple[str, str] | None:
+        """(unit, metric) of a numeric part of the claim, None where unknown (a number, a product,
+        a metric without a unit); comparing or adding metrics of different units is an error."""
+        if isinstance(tree, (f.Name, f.Str)) or (isinstance(tree, f.Call) and tree.func not in _FUNCTIONS):
+            name = tree.func if isinstance(tree, f.Call) else (tree.value if isinstance(tree, f.Str) else tree.id)
+            return (self.units[name], name) if name in self.units else None
+        if isinstance(tree, f.Unary):
+            inner = self._units_of(tree.operand)
+            return None if tree.op == "not" else inner
+        if isinstance(tree, f.Binary):
+            parts = [self._units_of(tree.left), self._units_of(tree.right)]
+            return self._same(parts, "adds" if tree.op == "+" else "subtracts") if tree.op in "+-" else None
+        if isinstance(tree, f.Compare):
+            self._same([self._units_of(t) for t in tree.operands], "compares")
+            return None
+        if isinstance(tree, f.Logic):
+            for t in tree.values:
+                self._units_of(t)
+            return None
+        if isinstance(tree, f.Call):
+            parts = [self._units_of(a) for a in tree.args]
+            return self._same(parts, f"{tree.func}() takes") if tree.func in ("min", "max", "mean", "abs") else None
+        return None
+
+    def _same(self, parts: list, verb: str) -> tuple[str, str] | None:
+        known = [p for p in parts if p is not None]
+        for other in known[1:]:
+            if not _same_units(known[0][0], other[0]):
+                raise self.where.error(f"{verb} {known[0][1]} ({known[0][0]}) and {other[1]} ({other[0]}): metrics "
+                                       "of different units (give both the same unit, or compare a ratio)")
+        return known[0] if known else None
 
     # building evaluators ---------------------------------------------------
     def _node(self, tree) -> Evaluator:
@@ -250,6 +284,16 @@ class Claim:
         return function
 
 
+def _same_units(a: str, b: str) -> bool:
+    """Units as Vensim reads them (Year = years); free text (\"billion yuan (constant prices)\") as written."""
+    from sdloop.structure.units import UnitParser, UnitSyntaxError
+
+    try:
+        return UnitParser().parse(a) == UnitParser().parse(b)
+    except UnitSyntaxError:
+        return " ".join(a.lower().split()) == " ".join(b.lower().split())
+
+
 def _map(value: Val, fn, *, flag: bool = False) -> Val:
     if value.is_set:
         return Val({k: fn(v) for k, v in value.values.items()}, flag, value.by)
@@ -284,9 +328,9 @@ _FUNCTIONS = {
 
 
 def check_claims(specs: Sequence[ClaimSpec], metrics: Sequence[str], entries: Mapping[str, Sequence[str]],
-                 source: str | Path | None) -> list[Claim]:
-    """Every claim checked against the project's metrics and entries (before any run)."""
-    return [Claim(spec, metrics, entries, source) for spec in specs]
+                 source: str | Path | None, units: Mapping[str, str] | None = None) -> list[Claim]:
+    """Every claim checked against the project's metrics (and their ``units``) and entries (before any run)."""
+    return [Claim(spec, metrics, entries, source, units) for spec in specs]
 
 
 def claims_table(claims: Sequence[Claim], table: Mapping[Key, Mapping[str, np.ndarray]], specs=None):

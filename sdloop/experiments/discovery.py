@@ -66,7 +66,8 @@ def read_samples(path: Path, meta: dict, *, case: str | None = None, scenario: s
     case, scenario = case or first["case"], scenario or first["scenario"]
     columns = ["draw", "case", "scenario", "strategy", *meta["inputs"], *([metric] if metric else [])]
     if metric is not None and metric not in meta.get("metrics", {}):
-        raise SdloopError(f"no metric '{metric}' in these samples (there are: {', '.join(meta.get('metrics', {}))})")
+        raise SdloopError(f"no metric '{metric}' in these samples{_close(metric, meta.get('metrics', {}))} "
+                          f"(there are: {', '.join(meta.get('metrics', {}))})")
     rows = pd.read_parquet(path, columns=columns, filters=[("case", "==", case), ("scenario", "==", scenario)])
     if rows.empty:
         known = pd.read_parquet(path, columns=["case", "scenario"]).drop_duplicates()
@@ -86,7 +87,8 @@ def strategy_loses(samples: pd.DataFrame, meta: dict, *, case: str, scenario: st
     rows = _rows(samples, case, scenario)
     strategies = list(dict.fromkeys(rows["strategy"]))
     if strategy not in strategies:
-        raise SdloopError(f"no strategy '{strategy}' in these samples (there are: {', '.join(strategies)})")
+        raise SdloopError(f"no strategy '{strategy}' in these samples{_close(strategy, strategies)} "
+                          f"(there are: {', '.join(strategies)})")
     wide = rows.pivot(index="draw", columns="strategy", values=metric)
     never = meta.get("never", {}).get(metric)
     values = wide.replace(np.inf, never if never is not None else np.nan)
@@ -96,7 +98,8 @@ def strategy_loses(samples: pd.DataFrame, meta: dict, *, case: str, scenario: st
     y = (mine.isna() | (others < mine)).to_numpy()
     inputs = rows[rows["strategy"] == strategy].set_index("draw").loc[wide.index, meta["inputs"]]
     return Outcome(varied(inputs.reset_index(drop=True)), y,
-                   f"{strategy} is not the best on {metric} ({better} is better), {case}, {scenario}")
+                   f"{strategy} is not the best on {metric} ({better} is better)"
+                   + "".join(f", {name}" for name in (case, scenario) if name))
 
 
 def claim_fails(claims: pd.DataFrame, samples: pd.DataFrame, meta: dict, *, claim: str) -> Outcome:
@@ -105,14 +108,22 @@ def claim_fails(claims: pd.DataFrame, samples: pd.DataFrame, meta: dict, *, clai
     if claim not in claims.columns:
         known = [c for c in claims.columns if c != "draw"]
         note = " (declared, but not evaluated on these draws)" if claim in meta.get("claims", {}) else ""
-        raise SdloopError(f"no claim '{claim}' in these samples{note} (there are: {', '.join(known) or 'none'})")
+        raise SdloopError(f"no claim '{claim}' in these samples{note}{_close(claim, known)} "
+                          f"(there are: {', '.join(known) or 'none'})")
     case = samples["case"].iloc[0]
     rows = samples[samples["case"] == case].drop_duplicates("draw").set_index("draw")
     held = claims.set_index("draw")[claim].reindex(rows.index)
     judged = held.notna().to_numpy()  # draws on which a run blew up carry no verdict
     rows, held = rows[judged], held[judged].astype(bool)
     return Outcome(varied(rows[meta["inputs"]].reset_index(drop=True)), ~held.to_numpy(dtype=bool),
-                   f"claim {claim} does not hold (inputs of case {case})")
+                   f"claim {claim} does not hold" + (f" (inputs of case {case})" if case else ""))
+
+
+def _close(name: str, known) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, list(known), n=3)
+    return f"; did you mean {', '.join(map(repr, close))}?" if close else ""
 
 
 def varied(inputs: pd.DataFrame) -> pd.DataFrame:

@@ -82,9 +82,11 @@ def compiled(design: EnsembleDesign) -> Compiled:
     sim = simulator(design.model, design.engine).simulator
     entries = {dim: list(names) for dim, names in design.entries} or \
         {"case": list(design.cases), "scenario": list(design.scenarios), "strategy": list(design.strategies)}
-    metrics = MetricSet(design.metrics, sim, horizon=design.horizon, source=design.source, entries=entries)
-    claims = check_claims(design.claims, metrics.names, entries, design.source)
-    compiler = Compiler(sim, horizon=design.horizon, allow_under=False)
+    metrics = MetricSet(design.metrics, sim, horizon=design.horizon, source=design.source, entries=entries,
+                        final_time=design.final_time)
+    claims = check_claims(design.claims, metrics.names, entries, design.source,
+                          {m.name: m.unit for m in design.metrics})
+    compiler = Compiler(sim, horizon=design.horizon, allow_under=False, final_time=design.final_time)
     bands = [compiler.compile(text, Where(design.source, None, f"band {text}"), want=(SERIES,))
              for text, _, _ in design.bands]
     result = Compiled(sim, metrics, claims, bands, group_order(design.keys, metrics, design.source),
@@ -114,6 +116,7 @@ class DrawResult:
     claims: dict  # claim name -> ((n,) bool, [(label, (n,) values)]) or a note (str) if not evaluated
     nonfinite: dict  # key -> (n,) bool
     inputs: dict = field(default_factory=dict)  # case -> {uncertain parameter: (n,) sampled values}
+    times: np.ndarray | None = None  # the saved times of the runs
 
     @property
     def usable(self) -> np.ndarray:
@@ -134,7 +137,7 @@ def evaluate_draws(design: EnsembleDesign, space: UncertaintySpace, unit: np.nda
     wanted = None if keys is None else _with_targets(keys, comp.metrics)
     columns = list(dict.fromkeys(comp.metrics.columns + comp.band_columns))
     metrics, bands, nonfinite, exports, inputs = {}, {}, {}, {}, {}
-    band_times = None
+    band_times = times = None
     for case, scenario in comp.groups:
         group = [k for k in design.keys if k[:2] == (case, scenario) and (wanted is None or k in wanted)]
         if not group:
@@ -160,6 +163,7 @@ def evaluate_draws(design: EnsembleDesign, space: UncertaintySpace, unit: np.nda
                 result = sim.run(params[k], n=n, columns=columns or None, final_time=design.final_time)
                 results[k] = (result, params[k])
         views = {k: RunView(r.times, r.__getitem__, p, sim.defaults, n) for k, (r, p) in results.items()}
+        times = next(iter(views.values())).times
         for k, view in views.items():
             for e_id, value in comp.metrics.export_values(view, _refs(k, exports)).items():
                 exports[(e_id, k)] = value
@@ -180,7 +184,7 @@ def evaluate_draws(design: EnsembleDesign, space: UncertaintySpace, unit: np.nda
             claims[claim.name] = claim.evaluate(metrics)
         except Missing as exc:
             claims[claim.name] = f"not evaluated: {exc}"
-    return DrawResult(metrics, bands, band_times, claims, nonfinite, inputs)
+    return DrawResult(metrics, bands, band_times, claims, nonfinite, inputs, times)
 
 
 def _with_targets(keys, metrics: MetricSet) -> set:

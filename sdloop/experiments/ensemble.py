@@ -33,12 +33,20 @@ from sdloop.experiments.uncertainty import UncertaintySpace, UnitSampler
 PER_DECADE = 100  # default histogram resolution of a metric without a declared range
 
 
-def metric_edges(spec: MetricSpec) -> np.ndarray:
+def metric_edges(spec: MetricSpec, times: np.ndarray | None = None) -> np.ndarray:
     """Histogram edges of a metric (for percentiles): its declared range, else log-spaced over
-    +-[1e-9, 1e15] at PER_DECADE bins per decade (percentiles within about 1%)."""
+    +-[1e-9, 1e15] at PER_DECADE bins per decade (percentiles within about 1% of the value) and,
+    over the span of the saved ``times``, one bin per saved time (centred on it): a time such as a
+    ``first_time`` year, far from zero, is then within half a save step, not 1% of 2030."""
     if spec.histogram is None:
         side = np.logspace(-9, 15, 24 * PER_DECADE + 1)
-        return np.concatenate([-side[::-1], [0.0], side])
+        edges = np.concatenate([-side[::-1], [0.0], side])
+        if times is not None and len(times) > 1:
+            times = np.asarray(times, dtype=float)
+            mids = (times[:-1] + times[1:]) / 2
+            grid = np.concatenate([[times[0] - (mids[0] - times[0])], mids, [times[-1] + (times[-1] - mids[-1])]])
+            edges = np.unique(np.concatenate([edges, grid]))
+        return edges
     low, high, bins, scale = spec.histogram
     if scale == "log":
         return np.concatenate([[0.0], np.logspace(np.log10(low), np.log10(high), bins + 1)])
@@ -86,6 +94,7 @@ class ChunkSummary:
     claims: dict  # claim -> {"held": int, "draws": int, "values": {label: (sum, count)}} or a note
     band_times: np.ndarray | None
     tables: tuple | None = None  # (samples, claims per draw) with keep_samples
+    times: np.ndarray | None = None  # the saved times (histogram edges of metrics without a range)
 
 
 def run_chunk(chunk: Chunk) -> ChunkSummary:
@@ -121,7 +130,7 @@ def run_chunk(chunk: Chunk) -> ChunkSummary:
             finite = np.isfinite(values[:, m])
             metric_sum[:, m] = np.where(finite, values[:, m], 0.0).sum(axis=1)
             metric_n[:, m] = finite.sum(axis=1)
-            edges = metric_edges(spec)
+            edges = metric_edges(spec, found.times)
             hists[spec.name] = np.stack([histogram(values[s, m], edges) for s in range(S)])
         band_hist = _band_histograms(found, keys, design)
         parts[(case, scenario)] = {
@@ -142,7 +151,7 @@ def run_chunk(chunk: Chunk) -> ChunkSummary:
                               "values": {label: (float(np.sum(v[np.isfinite(v)])), int(np.isfinite(v).sum()))
                                          for label, v in values.items()}}
     tables = chunk_tables(design, found, chunk.start) if chunk.keep_samples else None
-    return ChunkSummary(chunk.index, n, parts, sums, claims, found.band_times, tables)
+    return ChunkSummary(chunk.index, n, parts, sums, claims, found.band_times, tables, found.times)
 
 
 def _band_histograms(found, keys, design: EnsembleDesign) -> np.ndarray | None:
@@ -174,6 +183,7 @@ class EnsembleSummary:
     sums: dict = field(default_factory=dict)  # (case, scenario) -> {chunk: (regret_sum, metric_sum)}
     claims: dict = field(default_factory=dict)  # claim -> {"held", "draws", "values": {label: {chunk: (s, c)}}}
     band_times: np.ndarray | None = None
+    times: np.ndarray | None = None  # the saved times the metric histograms were binned with
 
     @property
     def strategies(self) -> tuple[str, ...]:
@@ -186,6 +196,8 @@ class EnsembleSummary:
     def add(self, part: ChunkSummary) -> None:
         if part.band_times is not None:
             self.band_times = part.band_times
+        if part.times is not None:
+            self.times = part.times
         for key, arrays in part.parts.items():
             self.sums.setdefault(key, {})[part.index] = part.sums[key]
             if key not in self.parts:

@@ -34,6 +34,7 @@ from sdloop.lang import formula as f
 
 NUMBER, VALUE, SERIES, CONDITION, FLAG = "number", "value", "series", "condition", "flag"
 DIMS = ("case", "scenario", "strategy")
+PLURAL = {"case": "cases", "scenario": "scenarios", "strategy": "strategies"}
 EPS = 1e-9
 WINDOW_FUNCTIONS = ("max", "min", "mean", "integral")
 
@@ -97,9 +98,14 @@ class Compiler:
     """Checks expression trees against a simulator (names, kinds) and builds evaluators."""
 
     def __init__(self, sim, *, horizon: float, entries: Mapping[str, Sequence[str]] | None = None,
-                 allow_under: bool = True) -> None:
+                 allow_under: bool = True, final_time: float | None = None) -> None:
         self.sim, self.horizon, self.entries = sim, float(horizon), dict(entries or {})
         self.allow_under = allow_under
+        control = getattr(sim, "control", None) or {}
+        end = final_time if final_time is not None else control.get("final time")
+        # the times a run covers: a time outside them (at(x, 2050) in a run to 2040) is refused
+        self.span = (float(control["initial time"]), float(end)) \
+            if control.get("initial time") is not None and end is not None else None
         self.columns: dict[str, None] = {}
         self.constants: dict[str, None] = {}
         self.exports: list[Export] = []
@@ -243,7 +249,16 @@ class Compiler:
         node = self.node(value, where)
         if node.kind != NUMBER:
             raise where.error(f"{tree.func}(): '{key}' must be a number (a time), not a {_describe(node.kind)}")
+        if self.span is not None and not self.span[0] - EPS <= node.number <= self.span[1] + EPS:
+            raise where.error(f"{tree.func}(): {'the time' if key == 't' else key} {node.number:g} is outside the run "
+                              f"(INITIAL TIME {self.span[0]:g} to FINAL TIME {self.span[1]:g})")
         return node.number
+
+    def _window_times(self, tree: f.Call, where: Where) -> tuple[float | None, float | None]:
+        start, end = self._time(tree, "start", None, where), self._time(tree, "end", self.horizon, where)
+        if start is not None and end is not None and start > end + EPS:
+            raise where.error(f"{tree.func}(): the window starts ({start:g}) after it ends ({end:g})")
+        return start, end
 
     def fn_at(self, tree, where):
         if len(tree.args) == 2:
@@ -261,7 +276,7 @@ class Compiler:
     def fn_first_time(self, tree, where):
         (cond,) = self._args(tree, where, 1, ("start", "end"))
         _require(cond, (CONDITION,), where, "first_time()")
-        start, end = self._time(tree, "start", None, where), self._time(tree, "end", self.horizon, where)
+        start, end = self._window_times(tree, where)
 
         def run(view, refs):
             lo, hi = _window(view.times, start, end)
@@ -289,7 +304,7 @@ class Compiler:
             return Node(VALUE if kind == NUMBER else kind, run)
         (x,) = self._args(tree, where, 1, ("start", "end"))
         _require(x, (SERIES,), where, f"{tree.func}() over a window")
-        start, end = self._time(tree, "start", None, where), self._time(tree, "end", self.horizon, where)
+        start, end = self._window_times(tree, where)
 
         def run(view, refs):
             lo, hi = _window(view.times, start, end)
@@ -351,7 +366,7 @@ class Compiler:
 
                 close = get_close_matches(name, list(known), n=3)
                 hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else \
-                    (f"; known: {', '.join(known)}" if known else f"; the project has no {dim}s")
+                    (f"; known: {', '.join(known)}" if known else f"; the project has no {PLURAL[dim]}")
                 raise where.error(f"{tree.func}(): unknown {dim} '{name}'{hint}")
             target.append((dim, name))
         if not target:

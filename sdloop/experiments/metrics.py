@@ -30,7 +30,7 @@ class MetricSpec:
     never: float | None = None  # what a never-reached value (+inf) counts as in regret and Sobol indices
     unit: str = ""
     label: str | None = None
-    format: str = ".3g"
+    format: str = ".6g"  # six significant digits: a year such as 2024.75 stays whole
     description: str = ""
     histogram: tuple | None = None  # (low, high, bins, scale) for ensemble percentiles
 
@@ -43,9 +43,9 @@ class MetricSet:
     """The metrics of a project, checked against a simulator, evaluated on views of runs."""
 
     def __init__(self, specs: Sequence[MetricSpec], sim, *, horizon: float, source: str | Path | None,
-                 entries: Mapping[str, Sequence[str]] | None = None) -> None:
+                 entries: Mapping[str, Sequence[str]] | None = None, final_time: float | None = None) -> None:
         self.specs = tuple(specs)
-        self.compiler = Compiler(sim, horizon=horizon, entries=entries)
+        self.compiler = Compiler(sim, horizon=horizon, entries=entries, final_time=final_time)
         self.nodes = [self.compiler.compile(s.expr, Where(source, s.line, f"metric {s.name}")) for s in self.specs]
 
     @property
@@ -85,7 +85,7 @@ def format_value(value: float, spec: MetricSpec | None = None) -> str:
     if math.isinf(value):
         return "never" if value > 0 else "-inf"
     try:
-        return format(value, spec.format if spec else ".3g")
+        return format(value, spec.format if spec else ".6g")
     except ValueError:
         return f"{value:.3g}"
 

@@ -163,6 +163,14 @@ def _parameters(path: Path, text: str, table: object, name: str, header: str,
     unknown = set(table) - allowed
     if unknown:
         key = sorted(unknown)[0]
+        import difflib
+
+        close = difflib.get_close_matches(key, sorted(allowed), n=1)
+        if close and isinstance(table[key], dict) and header:  # [a.parameter] for [a.parameters]
+            from sdloop.experiments.toml_lines import TomlLines
+
+            raise OverrideError(f"[{header}.{key}]: unknown table '{key}'; did you mean [{header}.{close[0]}]?",
+                                file=path, line=TomlLines(text).line(header, key), variable=f"{header}.{key}")
         if isinstance(table[key], dict) and header:
             from sdloop.experiments.toml_lines import TomlLines
 
@@ -171,7 +179,7 @@ def _parameters(path: Path, text: str, table: object, name: str, header: str,
                 "name (names are letters, digits, '_' and '-')",
                 file=path, line=TomlLines(text).line(header, key), variable=f"{header}.{key}")
         raise OverrideError(
-            f"unknown key (expected {', '.join(sorted(allowed))})",
+            f"unknown key{f'; did you mean {close[0]!r}?' if close else ''} (expected {', '.join(sorted(allowed))})",
             file=path, line=_key_line(text, key, _table_line(text, header)) or _table_line(text, key) or None,
             variable=key,
         )

@@ -245,7 +245,7 @@ def _cases(value, ctx: Context, base: Path) -> dict[str, Overrides]:
         return {p.stem: load_case(p) for p in sorted((base / value).glob("*.toml"))}
     cases = {}
     for item in specs._strings(value, ctx, "cases"):
-        case = load_case(base / item)
+        case = load_case(_existing(base / item, ctx, "cases"))
         if case.name in cases:
             raise ctx.error(f"two case files are called {case.name}", "cases")
         cases[case.name] = case
@@ -261,8 +261,15 @@ def _collection(value, ctx: Context, base: Path, key: str) -> dict[str, Override
         return _inline(value, ctx, key)
     found: dict[str, Overrides] = {}
     for item in specs._strings(value, ctx, key):
-        found.update(load_collection(base / item))
+        found.update(load_collection(_existing(base / item, ctx, key)))
     return found
+
+
+def _existing(path: Path, ctx: Context, key: str) -> Path:
+    """``path`` if it exists; else the error names the project line that gives it."""
+    if not path.exists():
+        raise ctx.error(f"{path}: no such file (paths are relative to the project file)", key)
+    return path
 
 
 def _inline(value: dict, ctx: Context, key: str) -> dict[str, Overrides]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import difflib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,7 +115,7 @@ def read_metrics(value, ctx: Context) -> tuple[MetricSpec, ...]:
         better = table.get("better")
         if better not in (None, "higher", "lower"):
             raise ctx.error("'better' is \"higher\" or \"lower\"", *keys, "better")
-        fmt = _string(table, "format", ctx, *keys, default=".3g")
+        fmt = _string(table, "format", ctx, *keys, default=".6g")
         try:
             format(1.5, fmt)
         except ValueError:
@@ -208,7 +209,9 @@ def read_figures(value, ctx: Context, kinds: dict, *prefix) -> tuple[FigureSpec,
         table = _table(table, ctx, *keys)
         kind = _string(table, "kind", ctx, *keys, required=True)
         if kind not in kinds:
-            raise ctx.error(f"unknown figure kind '{kind}' (known: {', '.join(kinds)})", *keys, "kind")
+            close = difflib.get_close_matches(str(kind), list(kinds), n=1)
+            raise ctx.error(f"unknown figure kind '{kind}'{f'; did you mean {close[0]!r}?' if close else ''} "
+                            f"(known: {', '.join(kinds)})", *keys, "kind")
         _only(table, {"kind", "file", "title", *kinds[kind]}, ctx, *keys)
         file = check_output_path(_string(table, "file", ctx, *keys, required=True), ctx, *keys, "file")
         options = {k: v for k, v in table.items() if k not in ("kind", "file", "title")}

@@ -51,7 +51,7 @@ def robustness_table(summary: EnsembleSummary) -> pd.DataFrame:
         for s, strategy in enumerate(summary.strategies):
             for m, spec in enumerate(summary.metrics):
                 hist = part["metric_hist"][spec.name][s]
-                quant = histogram_quantiles(hist, metric_edges(spec), [p / 100 for p in (5, 50, 95)])
+                quant = histogram_quantiles(hist, metric_edges(spec, summary.times), [p / 100 for p in (5, 50, 95)])
                 valued = part["metric_n"][s, m]
                 ranked = spec.better is not None
                 rows.append({
@@ -140,7 +140,7 @@ def claims_share_table(summary: EnsembleSummary) -> pd.DataFrame:
         for label, chunks in result["values"].items():
             total = sum(chunks[i][0] for i in sorted(chunks))
             count = sum(chunks[i][1] for i in sorted(chunks))
-            means.append(f"{label} mean={total / count:.4g}" if count else f"{label}: no finite value")
+            means.append(f"{label} mean={total / count:.6g}" if count else f"{label}: no finite value")
         rows.append({"claim": spec.name, "share_of_draws": result["held"] / result["draws"] if result["draws"] else
                      np.nan, "draws": result["draws"], "text": spec.text, "values": "; ".join(means)})
     return pd.DataFrame(rows, columns=["claim", "share_of_draws", "draws", "text", "values"])

@@ -77,8 +77,9 @@ class Study:
         end = project.final_time if project.final_time is not None else control["final time"]
         self.horizon = project.horizon if project.horizon is not None else end
         self.all_names = _full_names(project)
+        self._check_horizon(project, control, end)
         metrics = MetricSet(project.metrics, sim, horizon=self.horizon, source=project.path,
-                            entries=self.all_names)
+                            entries=self.all_names, final_time=self.final_time)
         for export in metrics.exports:  # run what under()/diff() refer to even if a subset was chosen
             for dim, name in export.target:
                 project = project.including(dim, name)
@@ -86,13 +87,27 @@ class Study:
         self.metrics = metrics
         self.params = {key: merge(sim, project.layers(key)) for key in project.keys()}
         self.groups = group_order(list(self.params), metrics, project.path)
-        self.claims = check_claims(project.claims, metrics.names, self.all_names, project.path)
+        self.claims = check_claims(project.claims, metrics.names, self.all_names, project.path,
+                                   {m.name: m.unit for m in project.metrics})
         self.figure_columns = self._check_figures()
         self.specs = {s.name: s for s in project.metrics}
 
     # checks ------------------------------------------------------------------
     def compiler(self, *, allow_under: bool = False) -> Compiler:
-        return Compiler(self.sim, horizon=self.horizon, entries=self.all_names, allow_under=allow_under)
+        return Compiler(self.sim, horizon=self.horizon, entries=self.all_names, allow_under=allow_under,
+                        final_time=self.final_time)
+
+    def _check_horizon(self, project: Project, control, end: float) -> None:
+        """The horizon (every metric's default end) must lie within the run."""
+        start = control.get("initial time")
+        if start is not None and not start <= self.horizon <= end:
+            from sdloop.experiments.project_specs import ProjectError
+            from sdloop.experiments.toml_lines import TomlLines
+
+            line = TomlLines(project.path.read_text(encoding="utf-8")).line("horizon")
+            raise ProjectError(f"horizon {self.horizon:g} is outside the run (INITIAL TIME {start:g} to "
+                               f"FINAL TIME {end:g}); set a horizon within it, or final_time", file=project.path,
+                               line=line, variable="horizon")
 
     def _check_figures(self) -> list[str]:
         """Compile every expression the figures draw; the model variables they read."""
@@ -125,10 +140,14 @@ class Study:
         for i, key in enumerate(keys):
             if not result.finite[i]:
                 frame = result.frame(i)
-                bad = frame.columns[~np.isfinite(frame.to_numpy(dtype=float)).all(axis=0)]
-                first = bad[0] if len(bad) else None
-                raise SimulationError(f"run {'/'.join(k for k in key if k)} became non-finite",
-                                      file=self.sim.path, variable=first)
+                rows, cols = np.nonzero(~np.isfinite(frame.to_numpy(dtype=float)))
+                first = int(np.argmin(rows)) if len(rows) else None
+                name = frame.columns[cols[first]] if first is not None else None
+                when = f" at time {frame.index[rows[first]]:g}" if first is not None else ""
+                structure = getattr(self.sim, "structure", None)
+                var = structure.get(name) if structure is not None and name is not None else None
+                raise SimulationError(f"run {'/'.join(k for k in key if k)} became non-finite{when}",
+                                      file=self.sim.path, line=getattr(var, "line", None), variable=name)
             frames[key] = result.frame(i)
         return frames
 

@@ -149,8 +149,17 @@ class UncertaintySpace:
 
     def checked(self, resolve: Callable[..., str]) -> "UncertaintySpace":
         """The same space under the model's spelling (OverrideError, with close matches, if unknown)."""
+        try:
+            lines = Path(self.source).read_text(encoding="utf-8").splitlines() if self.source else []
+        except OSError:
+            lines = []
+
+        def line(name: str) -> int | None:  # the [parameters."NAME"] header, for the error
+            return next((i + 1 for i, t in enumerate(lines) if f'"{name}"' in t and "[" in t), None)
+
         params = tuple(
-            UncertainParameter(**{**p.__dict__, "name": resolve(p.name, constants_only=True, source=self.source)})
+            UncertainParameter(**{**p.__dict__, "name": resolve(p.name, constants_only=True, source=self.source,
+                                                                  line=line(p.name))})
             for p in self.parameters)
         posterior = self.posterior.renamed(resolve) if self.posterior else None
         return UncertaintySpace(params, self.source, posterior)

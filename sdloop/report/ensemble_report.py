@@ -127,7 +127,7 @@ def draw_ensemble_figures(summary: EnsembleSummary, table: pd.DataFrame, out: Pa
     time_label = getattr(study.sim, "time_units", "") or "Time"
     for figure in study.project.ensemble.figures:
         for case in dict.fromkeys(c for c, _ in summary.keys):
-            rows = table[table.case == case]
+            rows = table[table.case == (case or "-")]  # a project without cases: one entry, "-" in the table
             base = fields({"case": case}, samples=f"{summary.samples:,}")
             if figure.kind == "best_probability":
                 scenarios = [sc for c, sc in summary.keys if c == case]
@@ -135,18 +135,18 @@ def draw_ensemble_figures(summary: EnsembleSummary, table: pd.DataFrame, out: Pa
                     fig, axes = plotting.panel_grid(len(scenarios), ncols=2 if len(scenarios) > 1 else 1,
                                                     height=plotting.PANEL_HEIGHT * 1.25)
                     for ax, scenario in zip(axes, scenarios):
-                        ensemble_plots.best_probability(rows[rows.scenario == scenario], ax=ax,
+                        ensemble_plots.best_probability(rows[rows.scenario == (scenario or "-")], ax=ax,
                                                         title=scenario.replace("_", " "), labels=labels)
-                    fig.suptitle(fill(figure.title or "{CASE}: probability each strategy is best ({samples} samples)",
+                    fig.suptitle(_title(figure.title or "{CASE}: probability each strategy is best ({samples} samples)",
                                       base), fontsize=7.5)
                 plotting.save_figure(fig, inside(out, fill(figure.file, base)))
             elif figure.kind == "regret":
                 scenario = figure.options.get("scenario") or next(iter(summary.design.scenarios))
                 f = fields({"case": case, "scenario": scenario}, samples=base["samples"])
                 with plotting.style():
-                    fig = ensemble_plots.regret_figure(rows[rows.scenario == scenario], labels=labels, better=better,
+                    fig = ensemble_plots.regret_figure(rows[rows.scenario == (scenario or "-")], labels=labels, better=better,
                                                        units={name: s.unit for name, s in specs.items()},
-                                                       title=fill(figure.title or "{CASE}, {scenario_text}: regret", f))
+                                                       title=_title(figure.title or "{CASE}, {scenario_text}: regret", f))
                 plotting.save_figure(fig, inside(out, fill(figure.file, f)))
             elif figure.kind == "fan":
                 scenario = figure.options.get("scenario") or next(iter(summary.design.scenarios))
@@ -158,7 +158,7 @@ def draw_ensemble_figures(summary: EnsembleSummary, table: pd.DataFrame, out: Pa
                 units = _units(study, variable)
                 with plotting.style():
                     fig = ensemble_plots.fan_chart(bands, variable, units, threshold=threshold, time_label=time_label,
-                                                   title=fill(figure.title or "{CASE}, {scenario_text}: {variable_name}"
+                                                   title=_title(figure.title or "{CASE}, {scenario_text}: {variable_name}"
                                                               " (median, 25-75% and 5-95% of {samples} samples)", f))
                 plotting.save_figure(fig, inside(out, fill(figure.file, f)))
             elif figure.kind == "sobol" and sobol is not None:
@@ -168,9 +168,14 @@ def draw_ensemble_figures(summary: EnsembleSummary, table: pd.DataFrame, out: Pa
                 f = fields({"case": case, "strategy": part.strategy.iloc[0], "scenario": part.scenario.iloc[0]},
                            samples=base["samples"])
                 with plotting.style():
-                    fig = ensemble_plots.sobol_figure(part, labels=labels, title=fill(
+                    fig = ensemble_plots.sobol_figure(part, labels=labels, title=_title(
                         figure.title or "{CASE}: Sobol indices of the metrics ({strategy_text})", f))
                 plotting.save_figure(fig, inside(out, fill(figure.file, f)))
+
+
+def _title(template: str, f: dict) -> str:
+    """A filled title; without cases the leading "{CASE}, " or "{CASE}: " leaves nothing behind."""
+    return fill(template, f).lstrip(",: ")
 
 
 def _units(study: Study, variable: str) -> str | None:
@@ -262,7 +267,10 @@ def headline(info: dict) -> str:
     reused = " (reused: inputs unchanged)" if info.get("reused") else ""
     lines = [f"Ensemble: {info['runs'] + info['sobol_runs']:,} runs ({info['samples']} parameter samples per case x "
              f"scenario x strategy, seed {info['seed']}){reused}; minimax-regret strategy under {first}:"]
-    pivot = base.pivot(index="case", columns="metric", values="minimax_regret_strategy")
     order = list(dict.fromkeys(base.metric))
-    lines.append(pivot.reindex(columns=order).to_string())
+    if set(base.case) == {"-"}:  # no cases: one line per metric
+        lines += [f"  {row.metric}: {row.minimax_regret_strategy}" for row in base.itertuples()]
+    else:
+        pivot = base.pivot(index="case", columns="metric", values="minimax_regret_strategy")
+        lines.append(pivot.reindex(columns=order).to_string())
     return "\n".join(lines)
