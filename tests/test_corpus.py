@@ -46,6 +46,8 @@ FALLS_BACK = {
     "subscripts_2d.mdl": "VECTOR SORT ORDER",
     "data_arrays.mdl": "GET",
     "opaque_loops.mdl": "ALLOCATE BY PRIORITY",
+    "third_party_stochastic.mdl": "RANDOM NORMAL",
+    "data_xls.mdl": "GET DATA",
 }
 RUNNABLE = [m for m in MODELS if m not in PYSD_CANNOT]
 ERRORS = sorted(p.name for p in (CORPUS / "errors").iterdir())

@@ -54,10 +54,18 @@ def test_a_colour_figure_keeps_its_colours(tmp_path):
     assert np.array_equal(pixels, _pixels(reference))
 
 
+def _drawn(axis) -> list:
+    """(location, label) of the ticks an axis draws: those inside its view interval."""
+    axis.get_ticklabels()  # ticks updated to the current view
+    lo, hi = sorted(axis.get_view_interval())
+    span = (hi - lo) * 1e-9
+    return [(round(float(t.get_loc()), 9), t.label1.get_text()) for t in axis.get_major_ticks()
+            if lo - span <= t.get_loc() <= hi + span and t.label1.get_visible()]
+
+
 def test_memoized_and_fixed_ticks_are_the_ones_the_locators_give(tmp_path):
     def labels(fig):
-        return [[t.get_text() for t in ax.get_yticklabels() + ax.get_xticklabels()]
-                + [ax.yaxis.get_offset_text().get_text()] for ax in fig.axes]
+        return [_drawn(ax.yaxis) + _drawn(ax.xaxis) + [ax.yaxis.get_offset_text().get_text()] for ax in fig.axes]
 
     plain = render_plot(_payload(color=False))
     plain.set_dpi(plotting.PNG_DPI)
@@ -65,4 +73,4 @@ def test_memoized_and_fixed_ticks_are_the_ones_the_locators_give(tmp_path):
     fast = render_plot(_payload(color=False))
     plotting.save_figure(fast, tmp_path / "fast")
     assert labels(fast) == labels(plain)
-    assert sum(any(row) for row in labels(fast)) >= 2  # the labels compared are not all empty
+    assert sum(any(text for _, text in row[:-1]) for row in labels(fast)) >= 2  # not all empty

@@ -20,7 +20,8 @@ Warnings (the model runs, but is not documented as the project's standards ask):
   ``SOURCE_MARKERS`` or a year);
 - constants and lookups that no equation uses.
 
-A file that cannot be read or parsed raises ModelFileError (the CLI exits 2).
+A file that cannot be read or parsed, or whose values are infinite (`inf`, 1e999), raises
+ModelFileError (the CLI exits 2).
 """
 
 from __future__ import annotations
@@ -58,8 +59,12 @@ def check_model(path: str | Path) -> list[Problem]:
     """Every problem sdloop finds in a model file (raises ModelFileError if unusable)."""
     path = Path(path)
     abstract, index = parse_model(path, check_names=False)
+    found = reference_problems(abstract, index)
+    infinite = [e for e in found if "infinite value" in e.message]
+    if infinite:  # unusable, as an infinite constant is (the structure's check, exit 2)
+        raise infinite[0]
     problems = [Problem(e.file or str(path), e.line, e.variable, e.message)
-                for e in reference_problems(abstract, index) + unsafe_text_problems(abstract, index)]
+                for e in found + unsafe_text_problems(abstract, index)]
     structure = structure_from_abstract(path, abstract, index)
     structure.require_valid()  # a file no engine can run: "cannot read" (exit 2), not a finding
     check_structure_clock(structure)

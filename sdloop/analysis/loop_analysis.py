@@ -36,18 +36,24 @@ def analyse_model(path: str | Path, overrides: Mapping[str, float] | None = None
     run with ``overrides``; with ``dominance``, Loops That Matter scores along that run."""
     structure = build_structure(path) if structure is None else structure
     structure.require_analysable()
-    exogenous = exogenous_series(structure, overrides) if dominance and structure.unsupported else {}
-    note = None
+    first = structure.unsupported[0] if structure.unsupported else None
+    reason = f"{structure.path}:{first.line}: {first.variable}: {first.construct} is run by PySD only" if first else ""
+    exogenous, note = {}, None
+    if first is not None:  # data, RANDOM draws, ...: their values from a PySD run, as given series
+        try:
+            exogenous = exogenous_series(structure, overrides)
+        except SdloopError:
+            if dominance:
+                raise
     try:
         evaluator = Evaluator(structure, exogenous)
         run = evaluator.run(dict(overrides or {}))
+        if exogenous:
+            note = f"link signs decided along a run that takes its values from PySD ({reason})"
     except SdloopError as exc:
         if dominance:
             raise
-        first = structure.unsupported[0] if structure.unsupported else None
-        reason = (f"{structure.path}:{first.line}: {first.variable}: {first.construct} is run by PySD only"
-                  if first else str(exc))
-        run, note = None, f"link signs decided without a run ({reason})"
+        run, note = None, f"link signs decided without a run ({reason or exc})"
     graph = causal_graph(structure)
     links = link_polarities(structure, graph, run)
     loops = find_loops(structure, run, names=load_loop_names(path), max_loops=max_loops, graph=graph,

@@ -10,7 +10,8 @@ balancing (B) when negative; a loop with a "depends" link is classified by the s
 that product along the run. A link through a construct only PySD runs (ALLOCATE BY
 PRIORITY, VECTOR SORT ORDER, RANDOM draws, ...) has the sign the construct is known to have
 along that input (more supply allocates more) or "no sign", and so has a loop through it;
-such models are analysed without a run. Loops inside one SMOOTH or DELAY (its own first-order
+such models are analysed along a run that takes those variables' values from PySD
+(``loop_analysis.exogenous_series``), or without a run where it cannot. Loops inside one SMOOTH or DELAY (its own first-order
 adjustment) are not listed.
 
 Loop names come from an optional sidecar ``<model>.loops.toml`` next to the model::
@@ -210,8 +211,11 @@ def loop_polarity(loop_links: list[Link], structure: ModelStructure, run: Trajec
     for link in loop_links:
         if link.derivative is None:
             gain *= 1 if link.polarity == "+" else -1
-        else:
+            continue
+        try:
             gain *= evaluate_along(link.derivative, structure, run)
+        except Exception:  # numpy cannot evaluate it (a data lookup PySD reads): as link_polarities
+            return "depends"
     sign = _sign_of_values(gain)
     return {"+": "R", "-": "B"}.get(sign or "depends", "depends")
 

@@ -16,6 +16,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from sdloop.engines.pysd_sites import data_site, macro_site
 from sdloop.engines.pysd_runtime import pysd, quiet_pysd, seeded_random, speed_up_lookups
 from sdloop.engines.pysd_translation import translate
 from sdloop.errors import ModelFileError, OverrideError, SdloopError, SimulationError, first_line
@@ -41,6 +42,17 @@ def _pysd_failure(exc: BaseException) -> str:
         message += (" (PySD's translation takes an array for a number: a PySD limitation with arrays, "
                     "e.g. a macro called with an array or an arrayed <non_negative/> flow; try --engine numpy)")
     return message
+
+
+def _innermost(exc: BaseException, translated: Path) -> str | None:
+    """The function (a variable's Python name) of the translated model innermost in ``exc``'s traceback."""
+    name = None
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == str(translated) and not tb.tb_frame.f_code.co_name.startswith("<"):
+            name = tb.tb_frame.f_code.co_name
+        tb = tb.tb_next
+    return name
 
 
 class Model:
@@ -70,7 +82,18 @@ class Model:
                     sys.dont_write_bytecode = before
             except Exception as exc:
                 message = _pysd_failure(exc).replace(str(translated.parent), str(self.path.parent))
-                raise ModelFileError(f"PySD could not load the model: {message}", file=self.path) from exc
+                site, data = macro_site(exc, translated, self.index, {}), data_site(exc, self.index)
+                if data is not None:  # a data file PySD could not read as the equation says
+                    source = data[2].replace(str(translated.parent), str(self.path.parent))
+                    raise ModelFileError(f"PySD could not read the data ({source}): {message}", file=self.path,
+                                         line=data[1], variable=data[0]) from exc
+                if site is None:  # the equation PySD was computing (its initial value) when it failed
+                    eq = self.index.get(_innermost(exc, translated) or "")
+                    raise ModelFileError(f"PySD could not load the model: {message}", file=self.path,
+                                         line=eq.line if eq else None, variable=eq.name if eq else None) from exc
+                raise ModelFileError(f"PySD could not load macro {site.macro}: {message}"
+                                     + (f" ({site.note}; try --engine numpy)" if site.note else ""),
+                                     file=self.path, line=site.line, variable=site.variable) from exc
         self.lookups_accelerated = speed_up_lookups(self._pysd)
         clock = self._pysd.time
         self._own_control = {key: getattr(clock, key) for key in ("final_time", "time_step", "saveper")
@@ -258,6 +281,10 @@ class Model:
             if tb.tb_frame.f_code.co_filename == str(self._translated):
                 variable = self._real_name.get(tb.tb_frame.f_code.co_name, variable)
             tb = tb.tb_next
+        site = macro_site(exc, self._translated, self.index, self._real_name)
+        if site is not None:  # inside a macro's code: the equation calling it, or the macro's own
+            variable = site.variable
+            what = f"{what or exc} (in macro {site.macro})"
         return SimulationError(
             f"{what or exc} at time {float(self._pysd.time()):g}",
             file=self.path, line=self.index.line(variable) if variable else None, variable=variable,

@@ -21,7 +21,8 @@ def quiet_pysd() -> Iterator[None]:
         warnings.filterwarnings("ignore", message=r"The inplace keyword in DataFrame\.set_index")
         warnings.filterwarnings("ignore", message=r"chardet\.universaldetector is deprecated")
         warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"pysd\.")
-        warnings.filterwarnings("ignore", message=r"extrapolating data (above|below)")
+        # PySD names the lookup first: "_hardcodedlookup_x\nextrapolating data above ..."
+        warnings.filterwarnings("ignore", message=r"[\s\S]*extrapolating data (above|below)")
         # an array defined by constants for some elements, equations for others (harmless)
         warnings.filterwarnings("ignore", message=r"Variable '.*' is defined with different types")
         yield

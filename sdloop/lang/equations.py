@@ -29,7 +29,8 @@ class Equation:
 
     ``subscripts`` is the text between the brackets on the left (``""`` when none, with
     any ``:EXCEPT:`` part); ``macro`` names the macro the equation belongs to (None in the
-    model itself); ``range`` says the equation defines a subscript range.
+    model itself); ``range`` says the equation defines a subscript range. An XMILE variable's
+    ``text`` is its ``<eqn>`` texts (no units, no comment).
     """
 
     name: str

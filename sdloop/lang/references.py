@@ -21,6 +21,10 @@ def walk(node) -> Iterator[object]:
             yield from walk(getattr(node, field))
 
 
+# names of infinity in other tools, which PySD reads as undefined names: the model is unusable
+INFINITY = frozenset({"inf", "infinity"})
+
+
 def check_references(abstract, index: SourceIndex) -> None:
     """Raise ModelFileError for the first undefined name or unknown function."""
     problems = reference_problems(abstract, index)
@@ -65,8 +69,10 @@ def reference_problems(abstract, index: SourceIndex) -> list[ModelFileError]:
                 for node in walk(component.ast):
                     if isinstance(node, ReferenceStructure) and id(node) not in called:
                         if normalize(node.reference) not in known:
+                            written = _as_written(index, element.name, node.reference)
                             problems.append(ModelFileError(
-                                f"undefined name '{_as_written(index, element.name, node.reference)}'",
+                                f"'{written}' is not a number PySD reads: an infinite value cannot be simulated"
+                                if normalize(node.reference) in INFINITY else f"undefined name '{written}'",
                                 file=index.path, line=line, variable=element.name,
                             ))
     unique = {str(p): p for p in problems}

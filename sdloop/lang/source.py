@@ -8,6 +8,7 @@ every function it calls is one PySD knows (``sdloop.lang.references``).
 
 from __future__ import annotations
 
+import html
 import re
 from pathlib import Path
 
@@ -30,14 +31,28 @@ def _xmile_index(path: Path, text: str) -> SourceIndex:
     if not root.tag.endswith("xmile"):
         raise ModelFileError(f"not an XMILE file (the root element is <{root.tag.split('}')[-1]}>)", file=path)
     equations = []
-    for match in re.finditer(r'<(stock|flow|aux|gf)\s+name="([^"]+)"', text):
+    found = list(re.finditer(r'<(stock|flow|aux|gf)\s+name="([^"]+)"', text))
+    for match, after in zip(found, found[1:] + [None]):
         name = match.group(2).replace("\\n", " ")
-        equations.append(Equation(name, line_of(text, match.start()), "", "", ""))
-    from sdloop.lang.xmile_refusals import refuse_duplicates, refuse_unsupported
+        block = text[match.end():after.start() if after else len(text)]
+        written = " ".join(html.unescape(e) for e in re.findall(r"<eqn>(.*?)</eqn>", block, re.S))
+        equations.append(Equation(name, line_of(text, match.start()), written, "", ""))
+    from sdloop.lang.xmile_refusals import refuse_duplicates, refuse_unsupported, refuse_whole_array_functions
 
     refuse_duplicates(path, text)
     refuse_unsupported(path, text)
+    refuse_whole_array_functions(path, text)
     return SourceIndex(path, equations)
+
+
+def source_index(path: str | Path) -> SourceIndex:
+    """Where each variable of a model file is defined, and its equation as written, without
+    PySD's parse (``parse_model`` gives the same index)."""
+    path = Path(path)
+    text = read_text(path)
+    if path.suffix.lower() == ".mdl":
+        return SourceIndex(path, split_equations(path, text))
+    return _xmile_index(path, text)
 
 
 def parse_model(path: str | Path, *, check_names: bool = True):

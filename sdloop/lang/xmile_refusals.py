@@ -53,3 +53,27 @@ def refuse_unsupported(path: Path, text: str) -> None:
         names = re.findall(r'<(?:stock|flow|aux)\s+name="([^"]+)"', text[:match.end()])[-1:]
     raise ModelFileError(_UNSUPPORTED_XMILE[kind], file=path, line=line_of(text, match.start()),
                          variable=names[0].replace("\\n", " ") if names else None)
+
+
+# XMILE's array functions of one argument; PySD reads ``SUM(catch)`` (no ``[Dim!]``) as a sum over no
+# dimension, which leaves the whole array where a number belongs
+_ARRAY_FUNCTIONS = re.compile(r"\b(SUM|PROD|MEAN|MIN|MAX|STDDEV|SIZE)\s*\(\s*([A-Za-z_][\w ]*?)\s*\)", re.IGNORECASE)
+
+
+def refuse_whole_array_functions(path: Path, text: str) -> None:
+    """ModelFileError at the first SUM, PROD, MEAN, MIN, MAX, STDDEV or SIZE of an arrayed
+    variable named without subscripts (``SUM(catch)``): PySD computes wrong numbers for it."""
+    arrays = {normalize(m.group(1).replace("\\n", " ")) for m in re.finditer(
+        r'<(?:stock|flow|aux)\s+name="([^"]+)"[^>]*>\s*<dimensions>', text)}
+    if not arrays:
+        return
+    for eqn in re.finditer(r"<eqn>(.*?)</eqn>", text, flags=re.DOTALL):
+        for call in _ARRAY_FUNCTIONS.finditer(eqn.group(1)):
+            if normalize(call.group(2)) in arrays:
+                names = re.findall(r'<(?:stock|flow|aux)\s+name="([^"]+)"', text[:eqn.start()])[-1:]
+                fn = call.group(1).upper()
+                raise ModelFileError(
+                    f"{fn}({call.group(2)}) names a whole array without its dimension: PySD {fn.lower()}s over "
+                    f"no dimension and computes wrong numbers; write {fn}({call.group(2)}[Dim!]) with the array's "
+                    "dimension", file=path, line=line_of(text, eqn.start()),
+                    variable=names[0].replace("\\n", " ") if names else None)

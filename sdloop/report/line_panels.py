@@ -33,6 +33,7 @@ from sdloop.report import plotting
 LEGEND_MAX = 4  # more series than this: direct labels at the line ends
 OVERLAY_MAX = 10  # more than this (or more than two with bands): one panel per series
 MARKS_PER_LINE = 6
+MULTIPLE_HEIGHT = 0.36  # a small multiple's height, as a share of the style's panel row
 
 
 def _order(payload: dict) -> list[str]:
@@ -86,48 +87,53 @@ def _title(fig, payload: dict, style_name: str) -> None:
 
 def _render_multiples(payload: dict, names: list[str], looks: dict, labels: dict):
     """Small multiples: per panel of the payload a block of panels, one per series (the others gray
-    behind it), sharing axes; the block headed by the panel's title."""
+    behind it), sharing axes; the block headed by the panel's title. Laid out by
+    ``fixed_layout.place_blocks`` (margins measured on a few panels, not on every one)."""
     from matplotlib.figure import Figure
+
+    from sdloop.report.fixed_layout import Block, place_blocks
 
     style_name = payload.get("style", "paper")
     width, height = plotting.page_size(style_name)
     ncols = min(4, len(names))
-    rows = -(-len(names) // ncols)
-    panels = payload["panels"]
+    n = len(names)
+    labelled = set(range(max(n - ncols, 0), n))  # the last panel of each column: x tick labels and time label
+    blocks = []
     with plotting.style(style_name):
-        fig = Figure(figsize=(width, height * 0.62 * rows * len(panels) + 0.3), layout="constrained")
-        blocks = fig.subfigures(len(panels), 1, squeeze=False)[:, 0]
-        for letter, block, panel in zip("abcdefghijklmnopqrstuvwxyz", blocks, panels):
-            axes = _shared_grid(block, rows, ncols, len(names))
+        fig = Figure(figsize=(width, height), dpi=plotting.PNG_DPI)  # text measured at the PNG's resolution
+        for letter, panel in zip("abcdefghijklmnopqrstuvwxyz", payload["panels"]):
+            axes = _shared_axes(fig, n, ncols, labelled)
             index = panel["series"].index
             if len(index):  # shared: once for the block (set per panel, it autoscaled every sibling again)
                 axes[0].set_xlim(float(index.min()), float(index.max()))
             for i, ax in enumerate(axes):
                 one = {**panel, "title": labels[names[i]], "ylabel": ""}
                 _draw_panel(ax, one, looks, labels, payload.get("phases") or (),
-                            payload.get("time_label", "Time") if i >= len(names) - ncols else "", False, names[i],
+                            payload.get("time_label", "Time") if i in labelled else "", False, names[i],
                             xlim=False)
-                ax.tick_params(labelbottom=i >= len(names) - ncols)
             heading = panel.get("ylabel") or panel.get("title") or ""
             if panel.get("title") and panel["title"] not in heading:
                 heading = f"{panel['title']}: {heading}"
-            block.suptitle(f"({letter}) {heading}", x=0.0, ha="left", fontweight="bold",
-                           fontsize=plotting.HOUSE_STYLE["axes.titlesize"] if style_name == "paper" else 13)
+            text = fig.text(0, 0, f"({letter}) {heading}", ha="left", va="bottom", fontweight="bold",
+                            fontsize=plotting.HOUSE_STYLE["axes.titlesize"] if style_name == "paper" else 13)
+            blocks.append(Block(text, axes, ncols, labelled))
         _key(fig, payload, [], looks, labels, legend=False)
         _title(fig, payload, style_name)
+        place_blocks(fig, blocks, height * MULTIPLE_HEIGHT, title=fig._suptitle,
+                     legend=fig.legends[-1] if fig.legends else None)
     return fig
 
 
-def _shared_grid(block, rows: int, ncols: int, n: int) -> list:
-    """``n`` axes in a ``rows`` x ``ncols`` grid sharing both axes, inner tick labels hidden: what
-    ``subplots(sharex=True, sharey=True)`` makes, without axes for the empty cells."""
-    grid = block.add_gridspec(rows, ncols)
+def _shared_axes(fig, n: int, ncols: int, labelled: set) -> list:
+    """``n`` axes sharing both axes (placed later): y tick labels on the first column only, x tick
+    labels on the panels in ``labelled``; what ``subplots(sharex=True, sharey=True)`` makes,
+    without axes for the empty cells."""
     axes = []
     for i in range(n):
         first = axes[0] if axes else None
-        axes.append(block.add_subplot(grid[divmod(i, ncols)], sharex=first, sharey=first))
-    for ax in axes:
-        ax.label_outer()
+        ax = fig.add_axes((0, 0, 1, 1), sharex=first, sharey=first)
+        ax.tick_params(labelleft=i % ncols == 0, labelbottom=i in labelled)
+        axes.append(ax)
     return axes
 
 
@@ -137,10 +143,11 @@ def _draw_panel(ax, panel: dict, looks: dict, labels: dict, phases, time_label: 
     n = max(len(frame.index), 1)
     step = max(n // MARKS_PER_LINE, 1)
     columns = [str(c) for c in frame.columns]
+    times = np.asarray(frame.index, dtype=float)  # plain arrays: matplotlib looks up no unit converter
     behind = []  # the other series of a small multiple, in light gray behind the front one
     for i, name in enumerate(columns):
         look = looks[name]
-        values = frame.iloc[:, i]
+        values = frame.iloc[:, i].to_numpy(dtype=float)
         if front is not None and name != front:
             behind.append(values)
             continue
@@ -150,13 +157,13 @@ def _draw_panel(ax, panel: dict, looks: dict, labels: dict, phases, time_label: 
             ax.fill_between(band.index, band["p25"], band["p75"], color=look["color"], alpha=0.25, lw=0, zorder=2)
             ax.plot(band.index, band["p50"], color=look["color"], lw=0.6, ls=(0, (1, 1)), zorder=3)
         offset = (i * step) // max(len(columns), 1)
-        ax.plot(frame.index, values, color=look["color"], linestyle=look["linestyle"],
+        ax.plot(times, values, color=look["color"], linestyle=look["linestyle"],
                 marker=look["marker"], markevery=(offset, step), ms=2.8, markerfacecolor="white",
                 markeredgewidth=0.7, zorder=4, label=labels[name])
         for time, value, symbol in (panel.get("markers") or {}).get(name, []):
             ax.plot([time], [value], marker=symbol, ms=4.2, color=look["color"], markerfacecolor=look["color"],
                     markeredgecolor="white", markeredgewidth=0.5, linestyle="none", zorder=5)
-    _draw_behind(ax, frame.index, behind)
+    _draw_behind(ax, times, behind)
     for points in panel.get("data") or []:
         ax.plot(points["time"], points["value"], linestyle="none", marker="o", ms=2.6, color="0.0",
                 markerfacecolor="0.0", zorder=6)

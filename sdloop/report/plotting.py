@@ -18,6 +18,9 @@ import pandas as pd
 from cycler import cycler
 from matplotlib.figure import Figure
 
+from matplotlib.transforms import Bbox
+
+from sdloop.report.fixed_layout import FIXED
 from sdloop.report.output import atomic_file
 from sdloop.report.ticks import freeze_ticks, memoize_ticks
 
@@ -177,6 +180,9 @@ def panel_grid(n: int, *, ncols: int = 2, width: float = DOUBLE_COLUMN, height: 
 
 
 PNG_DPI = 300
+# No creation date in the PDF: the same figure gives the same bytes, whenever and by whichever
+# process it is drawn (figures are drawn in parallel and cached by their data).
+PDF_METADATA = {"CreationDate": None}
 
 
 def save_figure(fig, path_stem: str | Path) -> list[Path]:
@@ -194,13 +200,16 @@ def save_figure(fig, path_stem: str | Path) -> list[Path]:
         engine.execute(fig)  # the layout alone: a drawing pass would add nothing to the files
     fig.set_layout_engine(None)  # keep this layout
     freeze_ticks(fig)
-    bbox = fig.get_tightbbox().padded(HOUSE_STYLE["savefig.pad_inches"])
+    if getattr(fig, FIXED, False):  # laid out to fit exactly (fixed_layout): the whole figure
+        bbox = Bbox.from_bounds(0, 0, *fig.get_size_inches())
+    else:
+        bbox = fig.get_tightbbox().padded(HOUSE_STYLE["savefig.pad_inches"])
     written = []
     for ext in (".pdf", ".png"):
         final = stem.with_suffix(ext)
         with atomic_file(final) as tmp:
             if ext == ".pdf":
-                fig.savefig(tmp, format="pdf", bbox_inches=bbox)
+                fig.savefig(tmp, format="pdf", bbox_inches=bbox, metadata=PDF_METADATA)
             else:
                 write_png(fig, tmp, bbox)
         written.append(final)

@@ -104,36 +104,61 @@ def _refuse_collisions(jobs, out: Path) -> None:
         seen[key] = str(job.stem)
 
 
+class FigureDrawing:
+    """Figure jobs being drawn (``start_figures``): in worker processes when there are several,
+    so the caller can write its tables meanwhile; ``finish()`` waits, stores each new figure in
+    the cache and returns every figure's stem."""
+
+    def __init__(self, jobs, out: Path, cache: Cache, reused: dict, workers: int = 1) -> None:
+        _refuse_collisions(jobs, out)
+        self.cache, self.reused = cache, reused
+        self.written: list[Path] = []
+        self.pending = []
+        for job in jobs:
+            stem = inside(out, job.stem)
+            key = digest("figure", job.kind, job.payload)  # the data drawn, the spec and the code version
+            if cache.get_files("figures", key, stem.parent) is not None:
+                reused["figures"] += 1
+                self.written.append(stem)
+            else:
+                self.pending.append((job, stem, key))
+        self.pool = None
+        self.futures = []
+        if workers > 1 and len(self.pending) > 1:
+            import multiprocessing
+
+            import sdloop.report.figure_kinds  # noqa: F401  (imported once here, not by every forked worker)
+            import sdloop.report.line_panels  # noqa: F401
+
+            context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods()
+                                                  else "spawn")
+            self.pool = ProcessPoolExecutor(max_workers=min(workers, len(self.pending)), mp_context=context)
+            self.futures = [self.pool.submit(_draw_and_save, job, stem) for job, stem, _ in self.pending]
+
+    def cancel(self) -> None:
+        """Stop: figures not started are not drawn (the run directory is discarded anyway)."""
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
+
+    def finish(self) -> list[Path]:
+        try:
+            if self.pool is not None:
+                outputs = [future.result() for future in self.futures]
+            else:
+                outputs = [_draw_and_save(job, stem) for job, stem, _ in self.pending]
+        finally:
+            if self.pool is not None:
+                self.pool.shutdown(cancel_futures=True)
+        for (job, stem, key), files in zip(self.pending, outputs):
+            self.cache.put_files("figures", key, stem.parent, files)
+            self.reused["drawn"] += 1
+            self.written.append(stem)
+        return self.written
+
+
 def save_figures(jobs, out: Path, cache: Cache, reused: dict, workers: int = 1) -> list[Path]:
     """Draw (or copy from the cache) every figure job into ``out``."""
-    pending, written = [], []
-    _refuse_collisions(jobs, out)
-    for job in jobs:
-        stem = inside(out, job.stem)
-        key = digest("figure", job.kind, job.payload)
-        copied = cache.get_files("figures", key, stem.parent)
-        if copied is not None:
-            reused["figures"] += 1
-            written.append(stem)
-            continue
-        pending.append((job, stem, key))
-    if workers > 1 and len(pending) > 2:
-        import multiprocessing
-
-        import sdloop.report.figure_kinds  # noqa: F401  (imported once here, not by every forked worker)
-        import sdloop.report.line_panels  # noqa: F401
-
-        context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods()
-                                              else "spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            outputs = list(pool.map(_draw_and_save, [j for j, _, _ in pending], [s for _, s, _ in pending]))
-    else:
-        outputs = [_draw_and_save(job, stem) for job, stem, _ in pending]
-    for (job, stem, key), files in zip(pending, outputs):
-        cache.put_files("figures", key, stem.parent, files)
-        reused["drawn"] += 1
-        written.append(stem)
-    return written
+    return FigureDrawing(jobs, out, cache, reused, workers).finish()
 
 
 def dominance_figures(result: StudyResult, out: Path, cache: Cache, reused: dict) -> None:
@@ -185,15 +210,22 @@ def run_study(study: Study, run_dir: Path, *, cache: Cache, figures: bool = True
     """Run a study (from the cache where possible) and write its outputs into ``run_dir``."""
     reused = {"runs": 0, "figures": 0, "drawn": 0}
     result = study.run(runner=cached_runner(cache, reused), progress=progress)
-    write_tables(study, result, run_dir)
     report = StudyReport(result, reused=reused)
-    if figures:
-        from sdloop.report.figures import figure_jobs
+    if not figures:
+        write_tables(study, result, run_dir)
+        return report
+    from sdloop.report.figures import figure_jobs
 
-        out = run_dir / study.project.output
-        jobs = figure_jobs(result)
-        report.figures = save_figures(jobs, out, cache, reused, workers)
-        report.titles = {(out / job.stem).relative_to(run_dir).as_posix(): " ".join(str(job.payload["title"]).split())
-                         for job in jobs if job.payload.get("title")}
-        dominance_figures(result, out, cache, reused)
+    out = run_dir / study.project.output
+    jobs = figure_jobs(result)
+    drawing = FigureDrawing(jobs, out, cache, reused, workers)  # drawn by workers while the tables are written
+    try:
+        write_tables(study, result, run_dir)
+    except BaseException:
+        drawing.cancel()
+        raise
+    report.figures = drawing.finish()
+    report.titles = {(out / job.stem).relative_to(run_dir).as_posix(): " ".join(str(job.payload["title"]).split())
+                     for job in jobs if job.payload.get("title")}
+    dominance_figures(result, out, cache, reused)
     return report

@@ -115,6 +115,7 @@ def freeze_ticks(fig) -> None:
                     continue  # already fixed (possibly shared with an axis done before)
                 locs = ticker.locator()
                 labels = ticker.formatter.format_ticks(locs)
+                locs, labels = _in_view(axis, locs, labels)
                 fixed = FixedFormatter(labels)
                 fixed.set_offset_string(ticker.formatter.get_offset())
                 setter(FixedLocator(locs))
@@ -122,6 +123,23 @@ def freeze_ticks(fig) -> None:
     for ax in _axes(fig):
         for axis in (ax.xaxis, ax.yaxis):
             _keep_ticks(axis)
+
+
+def _in_view(axis, locs, labels) -> tuple[list, list]:
+    """The ticks that are drawn: those inside the view interval (``Axis._update_ticks`` draws no
+    other), each with the label the formatter gave it among all of them (a tick object is made
+    for every location, drawn or not: a third of them lay outside)."""
+    import numpy as np
+
+    try:
+        from matplotlib.transforms import _interval_contains_close  # what _update_ticks tests with
+    except ImportError:  # another matplotlib: keep every tick
+        return list(locs), list(labels)
+    transform = axis.get_transform()
+    interval = transform.transform(sorted(axis.get_view_interval()))
+    keep = [i for i, loc in enumerate(transform.transform(np.asarray(locs, dtype=float)))
+            if _interval_contains_close(interval, loc)]
+    return [locs[i] for i in keep], [labels[i] for i in keep]
 
 
 def _keep_ticks(axis) -> None:

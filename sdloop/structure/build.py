@@ -200,8 +200,10 @@ class _Builder:
             inp, T = args["input"], args["average_time"]
             stage = symbol_for(f"{prefix} (stage 1)")
             flow = self.synthetic(f"{prefix} (flow 1)", "flow", (inp - stage) / T)
+            # the horizon is kept on the stage too: a number there is a time (the unit check reads it)
             self.synthetic(f"{prefix} (stage 1)", "stock", flow, units, initial=inp / (1 + args["initial_trend"]),
-                           inflows=(f"{prefix} (flow 1)",))
+                           inflows=(f"{prefix} (flow 1)",),
+                           delay=args["horizon"] if args["horizon"].is_Number else None)
             return inp * (1 + FUNCTIONS["zidz"](inp - stage, T * stage) * args["horizon"])
         if kind == "Trend":
             inp, T = args["input"], args["average_time"]

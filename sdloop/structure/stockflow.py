@@ -6,16 +6,21 @@ it drains and the stock it fills, None for a cloud), the causal links (one per p
 variables whose equation, initial value or delay time uses the other; a stock's inputs
 through its flows are pipes, not links) and the Vensim group (``.Group`` in the file) each
 variable stands in. Simulation controls are not drawn; Time and controls that equations use
-are ``builtin`` sources (Vensim shows them as shadow variables).
+are ``builtin`` sources (Vensim shows them as shadow variables), drawn only where an
+equation names them: STEP, PULSE and RAMP read Time and TIME STEP without the modeller
+writing them.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sdloop.lang.groups import variable_groups
+from sdloop.lang.equations import SourceIndex
 from sdloop.lang.names import normalize
+from sdloop.lang.source import source_index
 from sdloop.structure.build import ModelStructure, Variable
 from sdloop.structure.lookups import LookupFunction
 from sdloop.structure.symbols import TIME
@@ -64,17 +69,45 @@ def _drawn_name(structure: ModelStructure, name: str) -> str | None:
     return var.owner or var.name
 
 
-def _inputs(structure: ModelStructure, var: Variable) -> set[str]:
-    """Names (drawn) that ``var``'s equation, initial value or delay time uses."""
+# what XMILE files call the controls
+_XMILE_NAMES = {"time step": ("dt",), "initial time": ("starttime",), "final time": ("stoptime",)}
+
+
+class _Written:
+    """Whether a variable's equation, as written, names Time or a control (``Time`` is not in
+    ``adjustment time``, nor in ``TIME STEP``): the text is read as names, longest first."""
+
+    def __init__(self, structure: ModelStructure, index: SourceIndex) -> None:
+        self.index = index
+        names = {normalize(v.vensim_name.split("[")[0]) for v in structure.variables.values()}
+        names |= {normalize(TIME_NAME)} | {alias for aliases in _XMILE_NAMES.values() for alias in aliases}
+        alternatives = "|".join(map(re.escape, sorted(names, key=len, reverse=True)))
+        self.pattern = re.compile(rf"(?<![\w$])(?:{alternatives})(?![\w$])")
+
+    def __call__(self, var: Variable, builtin: str) -> bool:
+        equations = self.index.definitions(var.vensim_name) or [e for e in [self.index.get(var.vensim_name)] if e]
+        if not equations:
+            return True
+        key = normalize(builtin)
+        spellings = {key, *_XMILE_NAMES.get(key, ())}
+        text = normalize(" ".join(eq.text for eq in equations))
+        return any(m.group(0) in spellings for m in self.pattern.finditer(text))
+
+
+def _inputs(structure: ModelStructure, var: Variable, written: _Written) -> set[str]:
+    """Names (drawn) that ``var``'s equation, initial value or delay time uses; Time and the
+    controls only where the equation names them."""
     exprs = [var.initial, var.delay] + ([] if var.kind == "stock" else [var.equation])
     found: set[str] = set()
     for expr in exprs:
         if expr is None:
             continue
         for sym in expr.free_symbols:
+            src = structure.by_symbol(sym)
             if sym == TIME:
-                found.add(TIME_NAME)
-            elif (src := structure.by_symbol(sym)) is not None:
+                if written(var, TIME_NAME):
+                    found.add(TIME_NAME)
+            elif src is not None and (src.kind != "control" or written(var, src.name)):
                 found.add(_drawn_name(structure, src.name))
         for call in expr.atoms(LookupFunction):
             if (table := structure.get(type(call).vensim_name)) is not None:
@@ -106,11 +139,12 @@ def stock_flow(structure: ModelStructure) -> StockFlow:
         if kind == "flow" and name not in pipes:
             kinds[name] = "auxiliary"  # a "flow" that feeds no stock of the file is drawn as one
     links: set[tuple[str, str]] = set()
+    written = _Written(structure, source_index(structure.path))
     for var in structure.variables.values():
         target = _drawn_name(structure, var.name)
         if target not in kinds:
             continue
-        for source in _inputs(structure, var):
+        for source in _inputs(structure, var, written):
             if source != target:
                 links.add((source, target))
     # a flow that fills or drains a stock it is not drawn into (a second stock) gets a link

@@ -280,6 +280,9 @@ class UnitChecker:
             return self._unify([self.infer(a) for a in expr.args])
         if isinstance(expr, sympy.Pow) and expr.base in self._clock and expr.exp.is_negative:
             return None  # 1 / TIME STEP alone: XMILE's PULSE(1, 3) written out; the 1 is an amount
+        if isinstance(expr, sympy.Mul) and self._forecast_with_literal_horizon(expr):
+            trend = self.infer(expr.as_coeff_Mul()[1])  # FORECAST(x, T, 8): 8 is a time times x's trend
+            return trend * self.time if trend is not None and self.time is not None else None
         if isinstance(expr, sympy.Mul):
             factors = [self._pow_units(a) if isinstance(a, sympy.Pow) else self.infer(a) for a in expr.args]
             unknown = any(u is None and not isinstance(a, sympy.Number) for a, u in zip(expr.args, factors))
@@ -335,8 +338,21 @@ class UnitChecker:
         XMILE's PULSE(50, 10) (50 / TIME STEP), SIN(6.28 * Time / 52). The number takes
         whatever units its context needs (a slope, an amount, an angular frequency), so the
         product's units are not known."""
+        coefficient, rest = expr.as_coeff_Mul()  # RAMP(1, ...) keeps its slope as the Float 1.0
+        return coefficient is not sympy.S.One and bool(rest.free_symbols & self._clock)
+
+    def _forecast_with_literal_horizon(self, expr: sympy.Mul) -> bool:
+        """Whether ``expr`` is a FORECAST's trend times its horizon, a number (which, as the
+        modeller meant it, is in the model's time unit): the stage keeps the horizon."""
         coefficient, rest = expr.as_coeff_Mul()
-        return coefficient != 1 and bool(rest.free_symbols & self._clock)
+        if not isinstance(rest, sympy.Piecewise):
+            return False
+        for symbol in rest.free_symbols:
+            var = self.structure.by_symbol(symbol)
+            if (var is not None and var.kind == "stock" and var.owner is not None and var.delay == coefficient
+                    and not rest.has(sympy.Abs(symbol))):
+                return True
+        return False
 
     def _trend_with_literal_time(self, expr) -> bool:
         """Whether ``expr`` is the stage of a TREND whose average time is a number (which,

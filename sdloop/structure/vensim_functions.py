@@ -27,6 +27,8 @@ def _xidz(a, b, x):
 
 
 def _ramp(slope, start, finish=None):
+    if slope.is_Number and slope == 1:  # a Float: an Integer 1 would vanish from the product, and
+        slope = sympy.Float(1.0)  # the ramp take Time's units instead of the slope's times Time's
     before = TIME + SMALL_VENSIM <= start
     if finish is None:
         return piecewise((0, before), (slope * (TIME - start), True))

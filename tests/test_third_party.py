@@ -1,0 +1,183 @@
+"""Models as third-party Vensim and Stella users write them, through every command: what used to
+give a false unit error, a traceback, a message without a line, or a diagram with inputs the
+modeller never wrote (regressions of issue #9; the corpus models are in tests/fixtures/corpus)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from conftest import FIXTURES
+from sdloop.cli.main import main
+
+CORPUS = FIXTURES / "corpus"
+CONTROL = """INITIAL TIME = 0 ~ Month ~ |
+FINAL TIME = 10 ~ Month ~ |
+TIME STEP = 0.25 ~ Month ~ |
+SAVEPER = TIME STEP ~ Month ~ |
+"""
+
+
+def write(tmp_path, text: str, name: str = "model.mdl"):
+    path = tmp_path / name
+    path.write_text("{UTF-8}\n" + text + CONTROL if name.endswith(".mdl") else text)
+    return path
+
+
+def errors(capsys) -> list[str]:
+    return [line for line in capsys.readouterr().out.splitlines() if ": error: " in line]
+
+
+def test_a_ramp_with_a_slope_of_one_has_the_slope_s_units(tmp_path, capsys):
+    """RAMP(1, 2, 8) is a slope of 1 Widget/Month/Month times a time: Widgets/Month. sympy
+    dropped a coefficient of exactly 1 and the ramp took Time's units; a written Time - 2
+    still has them."""
+    ramp = write(tmp_path, "growth = RAMP(1, 2, 8) ~ Widgets/Month ~ Assumed. |\n"
+                           "level = INTEG(growth, 0) ~ Widgets ~ Assumed. |\n")
+    assert main(["check", str(ramp)]) == 0 and errors(capsys) == []
+    written = write(tmp_path, "growth = MIN(Time, 8) - 2 ~ Widgets/Month ~ Assumed. |\n"
+                              "level = INTEG(growth, 0) ~ Widgets ~ Assumed. |\n", "written.mdl")
+    assert main(["check", str(written)]) == 1
+    assert any("growth: expected Widgets/Month, found Month" in e for e in errors(capsys))
+
+
+def test_a_forecast_horizon_written_as_a_number_is_a_time(tmp_path, capsys):
+    model = write(tmp_path, "demand = 10 + STEP(2, 3) ~ Units/Month ~ Assumed. |\n"
+                            "averaging time = 4 ~ Month ~ Assumed. |\n"
+                            "forecast = FORECAST(demand, averaging time, 8) ~ Units/Month ~ Assumed. |\n")
+    assert main(["check", str(model)]) == 0 and errors(capsys) == []
+    wrong = write(tmp_path, "demand = 10 + STEP(2, 3) ~ Units/Month ~ Assumed. |\n"
+                            "averaging time = 4 ~ Month ~ Assumed. |\n"
+                            "forecast = FORECAST(demand, averaging time, 8) ~ Units ~ Assumed. |\n", "wrong.mdl")
+    assert main(["check", str(wrong)]) == 1 and errors(capsys)  # the output's own units still count
+
+
+@pytest.mark.parametrize("name", ["model.mdl", "sir.xmile"])
+def test_an_infinite_value_is_unusable_input_for_every_command(tmp_path, capsys, name):
+    """`rate = inf` (Vensim) or INF (XMILE), which PySD reads as an undefined name: exit 2 from
+    `check` as from `simulate` and `loops`, as for an infinite number (1e999)."""
+    if name.endswith(".mdl"):
+        model, where = write(tmp_path, "rate = inf ~ 1/Month ~ Assumed. |\n"
+                                       "level = INTEG(rate, 1) ~ Dmnl ~ Assumed. |\n"), ":2: rate: 'inf'"
+    else:
+        text = (FIXTURES / "sir.xmile").read_text()
+        model = write(tmp_path, text.replace("<eqn>6</eqn>", "<eqn>INF</eqn>", 1), name)
+        where = ":44: contact rate: 'INF'"
+    for command in ("check", "simulate", "loops"):
+        assert main([command, str(model)]) == 2, command
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f"{model}{where} is not a number PySD reads" in err[0], (command, err)
+
+
+def test_the_diagram_draws_time_and_time_step_only_where_an_equation_names_them(tmp_path):
+    """STEP, PULSE and RAMP read Time and TIME STEP in their written-out form; the modeller wrote
+    neither, so no arrow comes from them (``adjustment time`` and ``TIME STEP`` hold no ``Time``)."""
+    from sdloop.structure.build import build_structure
+    from sdloop.structure.stockflow import stock_flow
+
+    model = write(tmp_path, "Inventory = INTEG(production - shipments, 100) ~ Widgets ~ Assumed. |\n"
+                            "production = 10 + STEP(5, 3) + PULSE(4, 2) * 3 ~ Widgets/Month ~ Assumed. |\n"
+                            "shipments = Inventory / adjustment time + RAMP(1, 2, 8) ~ Widgets/Month ~ Assumed. |\n"
+                            "adjustment time = 4 ~ Month ~ Assumed. |\n"
+                            "clock watcher = Time + TIME STEP ~ Month ~ Assumed. |\n")
+    sf = stock_flow(build_structure(model))
+    sources = {(s, t) for s, t in sf.links if s in ("Time", "TIME STEP")}
+    assert sources == {("Time", "clock watcher"), ("TIME STEP", "clock watcher")}
+    fishery = stock_flow(build_structure(CORPUS / "stella_fishery.xmile"))  # XMILE: PULSE reads DT
+    assert {(s, t) for s, t in fishery.links if s in ("Time", "TIME STEP")} == {("Time", "seasonal")}
+
+
+MACRO = """:MACRO: EXPSMOOTH(input, avg time)
+EXPSMOOTH = {body}
+	~	input
+	~	A macro.
+	|
+:END OF MACRO:
+region: north, south ~ ~ |
+sales[region] = 100, 80 ~ Widgets/Month ~ Assumed. |
+smoothed sales[region] = EXPSMOOTH(sales[region], 3) ~ Widgets/Month ~ Assumed. |
+"""
+
+
+@pytest.mark.parametrize("body, line, variable, words", [
+    ("INTEG(MAX(input - EXPSMOOTH, 0) / avg time, 0)", 10, "smoothed sales", "only 0-dimensional arrays"),
+    ("DELAY1(input, avg time)", 3, "EXPSMOOTH", "has no TIME STEP"),
+])
+def test_a_failure_inside_a_macro_names_the_line(tmp_path, capsys, body, line, variable, words):
+    """PySD fails inside a macro called with an array (a run) and on DELAY1 inside any macro (a
+    load): the line is the calling equation or the macro's own; the numpy engine runs both."""
+    model = write(tmp_path, MACRO.format(body=body))
+    assert main(["simulate", str(model), "--engine", "pysd"]) in (1, 2)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"sdloop: error: {model}:{line}: {variable}: "), err
+    assert words in err[0] and "macro EXPSMOOTH" in err[0] and "--engine numpy" in err[0], err
+    assert main(["simulate", str(model), "--engine", "numpy"]) == 0
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_delays_inside_a_macro_run_in_the_numpy_engine_as_pysd_runs_them_inlined(tmp_path):
+    from sdloop.engines.numpy_engine import compare_frames, engine_or_reasons
+    from sdloop.engines.pysd_model import Model
+
+    macro = write(tmp_path, MACRO.format(body="DELAY3(input, avg time)"))
+    inlined = write(tmp_path, "region: north, south ~ ~ |\n"
+                              "sales[region] = 100, 80 ~ Widgets/Month ~ Assumed. |\n"
+                              "smoothed sales[region] = DELAY3(sales[region], 3) ~ Widgets/Month ~ Assumed. |\n",
+                    "inlined.mdl")
+    engine, reasons = engine_or_reasons(macro)
+    assert engine is not None, reasons
+    columns = ["smoothed sales[north]", "smoothed sales[south]"]
+    assert compare_frames(engine.run_frame()[columns], Model(inlined).run()[columns]) <= 1e-9
+
+
+def test_pysd_s_load_failures_name_the_equation_and_the_data_file(tmp_path, capsys):
+    """A failure while PySD computes initial values names the equation it was computing; a data
+    file PySD cannot read as written names the variable and the file beside the model (not the
+    translation cache)."""
+    data = (CORPUS / "data_xls.mdl").read_text().replace("'params', 'A2'", "'params', 'A2*'")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "history.xlsx").write_bytes((CORPUS / "data" / "history.xlsx").read_bytes())
+    (tmp_path / "data_xls.mdl").write_text(data)
+    assert main(["simulate", str(tmp_path / "data_xls.mdl"), "--engine", "pysd"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"sdloop: error: {tmp_path / 'data_xls.mdl'}:20: growth rate: PySD could not read the data "
+                          f"({tmp_path / 'data' / 'history.xlsx'}, A2"), err
+    xmile = (CORPUS / "stella_fishery.xmile").read_text().replace("(Fleet * max_catch_per_boat)",
+                                                                  "(Fleet * SUM(max_catch_per_boat))")
+    path = write(tmp_path, xmile, "fishery.xmile")
+    assert main(["simulate", str(path), "--engine", "pysd"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert re.match(rf"sdloop: error: {re.escape(str(path))}:\d+: profit signal: PySD could not load the model: ", err), err
+
+
+def test_an_xmile_array_function_of_a_whole_array_is_refused(tmp_path, capsys):
+    """PySD reads SUM(catch) as a sum over no dimension: the scalar stock it feeds becomes an
+    array. sdloop refuses it with the line and what to write instead."""
+    xmile = (CORPUS / "stella_fishery.xmile").read_text().replace("SUM(catch[Zone!])", "SUM(catch)")
+    path = write(tmp_path, xmile, "fishery.xmile")
+    for command in ("simulate", "check", "loops"):
+        assert main([command, str(path)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "profit signal: SUM(catch) names a whole array without its dimension" in err[0], err
+
+
+def test_pysd_s_lookup_extrapolation_notes_stay_quiet(capsys):
+    """PySD warns "_hardcodedlookup_<name>\\nextrapolating data above ..." where Vensim holds the
+    end value: sdloop printed the Python name alone as a warning."""
+    assert main(["simulate", str(CORPUS / "third_party_supply_chain.mdl"), "--engine", "pysd"]) == 0
+    assert "warning" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["third_party_stochastic.mdl", "data_xls.mdl"])
+def test_plain_loops_signs_links_along_a_run_with_pysd_s_draws_and_data(name, capsys):
+    """RANDOM draws and data off or on the loops: plain `loops` runs the model with PySD's values of
+    what sdloop does not write out (as `loops --dominance` does) instead of signing without a run;
+    a data lookup on a loop leaves that loop's sign "depends" (it crashed)."""
+    from sdloop.analysis.loop_analysis import analyse_model
+
+    analysis = analyse_model(CORPUS / name)
+    assert analysis.run is not None and "a run that takes its values from PySD" in analysis.note
+    assert main(["loops", str(CORPUS / name)]) == 0
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err and "internal error" not in captured.err
