@@ -205,3 +205,26 @@ def test_a_data_variable_with_a_keyword_is_found_at_its_line(capsys):
     assert main(["loops", str(path)]) == 0
     err = capsys.readouterr().err
     assert f"{path}:2: observed price: GET DATA is run by PySD only" in err and "warning" not in err, err
+
+
+def test_a_variable_written_with_na_is_nan_in_every_engine_as_in_pysd(tmp_path, capsys):
+    """``guarded = IF THEN ELSE(missing = :NA:, 0, missing)``: PySD's :NA: is NaN (never equal to
+    itself), so PySD gives NaN, and the PySD engine accepts it; the numpy engine called the same
+    run a failure, and loops refused the model."""
+    import numpy as np
+
+    from sdloop.engines.numpy_engine import engine_or_reasons
+    from sdloop.engines.pysd_model import Model
+
+    model = write(tmp_path, "missing = :NA: ~ Units ~ Not available. |\n"
+                            "guarded = IF THEN ELSE(missing = :NA:, 0, missing) ~ Units ~ Assumed. |\n"
+                            "level = INTEG(1 - level / two months, 0) ~ Dmnl ~ Assumed. |\n"
+                            "two months = 2 ~ Month ~ Assumed. |\n")
+    reference = Model(model).run()
+    engine, reasons = engine_or_reasons(model)
+    assert engine is not None, reasons
+    ours = engine.run_frame()
+    assert np.isnan(reference["guarded"]).all() and np.isnan(ours["guarded"]).all()
+    assert np.allclose(ours["level"], reference["level"], rtol=1e-9)
+    assert main(["simulate", str(model), "--engine", "numpy"]) == 0
+    assert main(["loops", "--dominance", str(model)]) == 0

@@ -15,6 +15,9 @@ import numpy as np
 import pandas as pd
 import sympy
 
+from sdloop.lang.equations import not_available
+from sdloop.lang.names import normalize
+from sdloop.lang.source import source_index
 from sdloop.errors import ModelFileError, SimulationError
 from sdloop.structure.clock import check_clock
 from sdloop.structure.lookups import lambdify_modules
@@ -147,10 +150,14 @@ class Evaluator:
                 values[var.name] = values[var.name] + dt * net
                 if var.non_negative:
                     values[var.name] = max(values[var.name], 0.0)
+        written = None
         for name, arr in record.items():
             if not np.all(np.isfinite(arr)):
-                bad = int(np.argmin(np.isfinite(arr)))
                 var = s.variables[name]
+                written = not_available(source_index(s.path)) if written is None else written
+                if normalize(var.vensim_name.split("[")[0]) in written:
+                    continue  # :NA: in its equation: NaN, as PySD computes it
+                bad = int(np.argmin(np.isfinite(arr)))
                 raise SimulationError(f"value is not finite at time {times[bad]:g}", file=s.path,
                                       line=var.line, variable=var.vensim_name)
         return Trajectory(times, record)

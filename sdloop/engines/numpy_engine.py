@@ -23,7 +23,9 @@ import pandas as pd
 
 from sdloop.engines.codegen import generate
 from sdloop.errors import ModelFileError, OverrideError, SdloopError, SimulationError
+from sdloop.lang.equations import not_available
 from sdloop.lang.names import normalize, resolve_name
+from sdloop.lang.source import source_index
 from sdloop.structure.build import CONTROL, ModelStructure, build_structure
 from sdloop.structure.clock import check_clock
 
@@ -305,12 +307,14 @@ class Engine:
         result = self.run(params, n=1, columns=columns, final_time=final_time, time_step=time_step,
                           saveper=saveper)
         frame = result.frame(0)
-        not_available = [c for c in frame.columns if c in self.defaults and np.isnan(self.defaults[c])]  # :NA:
-        bad = ~np.isfinite(frame.drop(columns=not_available).to_numpy(dtype=float))
+        written = not_available(source_index(self.path))  # :NA: in the equation, as the PySD engine exempts
+        not_available_columns = [c for c in frame.columns if c in self.defaults and np.isnan(self.defaults[c])
+                                 or normalize(c.split("[")[0]) in written]
+        bad = ~np.isfinite(frame.drop(columns=not_available_columns).to_numpy(dtype=float))
         if bad.any():
             rows, cols = np.nonzero(bad)
             first = int(np.argmin(rows))
-            var = self.structure[frame.drop(columns=not_available).columns[cols[first]]]
+            var = self.structure[frame.drop(columns=not_available_columns).columns[cols[first]]]
             raise SimulationError(f"became non-finite at time {frame.index[rows[first]]:g}",
                                   file=self.path, line=var.line, variable=var.name)
         return frame

@@ -20,7 +20,7 @@ from sdloop.engines.pysd_sites import data_site, macro_site
 from sdloop.engines.pysd_runtime import pysd, quiet_pysd, seeded_random, speed_up_lookups
 from sdloop.engines.pysd_translation import translate
 from sdloop.errors import ModelFileError, OverrideError, SdloopError, SimulationError, first_line
-from sdloop.lang.equations import read_text, SourceIndex, split_equations
+from sdloop.lang.equations import not_available, read_text, SourceIndex, split_equations
 from sdloop.lang.names import normalize, resolve_name
 from sdloop.lang.source import parse_model
 from sdloop.structure.clock import check_clock
@@ -123,7 +123,7 @@ class Model:
         self.constants = list(self.defaults) + list(self.arrays)
         self._variables = self._all_variables()
         self.control = {name: self._control_value(name) for name in CONTROL_NAMES}
-        self._not_available = {normalize(eq.name) for eq in self.index.equations if ":NA:" in eq.text.upper()}
+        self._not_available = not_available(self.index)
 
     # names ---------------------------------------------------------------
     @property

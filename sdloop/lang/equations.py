@@ -231,3 +231,9 @@ def read_text(path: Path) -> str:
     except (UnicodeDecodeError, IsADirectoryError) as exc:
         raise ModelFileError(f"cannot read model file: {exc}", file=path) from None
 
+
+
+def not_available(index: SourceIndex) -> set[str]:
+    """Normalized names of the variables whose equation writes ``:NA:``: PySD computes it as NaN,
+    so a run that leaves them NaN has not failed (every engine exempts them alike)."""
+    return {normalize(eq.name) for eq in index.equations if ":NA:" in eq.text.upper()}
