@@ -188,6 +188,9 @@ samples = 4
     ("p.project.toml", "horizon = 2025", "horizon = 2040", "horizon", "horizon 2040 is outside the run"),
     ("p.project.toml", 'half_year(strategy="slow")', 'final(strategy="slow")', "holds",
      "compares half_year (year) and final (Person): metrics of different units"),
+    ("p.project.toml", 'half_year(strategy="fast") < half_year(strategy="slow")',
+     'peak_growth(strategy="fast") < final(strategy="slow")', "holds",
+     "compares peak_growth (Person/Year) and final (Person)"),  # peak_growth's unit read from its expression
     ("p.project.toml", '"s.toml"', '"strategy.toml"', "strategies", "strategy.toml: no such file"),
     ("u.toml", '"growth fraction"', '"growth fractoin"', "growth fractoin", "did you mean 'growth fraction'"),
     ("s.toml", "[fast.parameters]", "[fast.parameter]", "fast.parameter", "did you mean [fast.parameters]?"),

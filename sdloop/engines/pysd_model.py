@@ -210,6 +210,30 @@ class Model:
                    (("final_time", final_time), ("time_step", time_step), ("saveper", saveper))
                    if value is not None}
         self._check_clock(control)
+        try:
+            frame = self._run_pysd(values, wanted, control)
+        except Exception:
+            self._reload()  # PySD keeps caches and stateful elements of a run that failed part-way
+            raise
+        frame.index.name = "time"
+        frame = frame.rename(columns=lambda c: self._real_name.get(c, c))
+        self._check_finite(frame)
+        return frame
+
+    def _reload(self) -> None:
+        """A fresh PySD model object from the same translation (the next run starts clean)."""
+        with quiet_pysd(), np.errstate(all="ignore"):
+            sys.dont_write_bytecode, before = True, sys.dont_write_bytecode
+            try:
+                self._pysd = pysd.load(str(self._translated))
+            finally:
+                sys.dont_write_bytecode = before
+        self.lookups_accelerated = speed_up_lookups(self._pysd)
+        clock = self._pysd.time
+        self._own_control = {key: getattr(clock, key) for key in ("final_time", "time_step", "saveper")
+                             if callable(getattr(clock, key, None))}
+
+    def _run_pysd(self, values: dict, wanted: list[str] | None, control: dict) -> pd.DataFrame:
         clock = self._pysd.time
         clock._set_control_vars(**self._own_control)  # no earlier run's control values
         clock._control_vars_tracker.clear()
@@ -237,9 +261,6 @@ class Model:
                                                   "power of a negative number)") from exc
             except Exception as exc:
                 raise self._arithmetic_error(exc, f"PySD failed during the run: {_pysd_failure(exc)}") from exc
-        frame.index.name = "time"
-        frame = frame.rename(columns=lambda c: self._real_name.get(c, c))
-        self._check_finite(frame)
         return frame
 
     def _check_clock(self, given: Mapping[str, float]) -> None:

@@ -77,6 +77,7 @@ def compiled(design: EnsembleDesign) -> Compiled:
     found = _COMPILED.get(id(design))
     if found is not None and found[0] is design:
         return found[1]
+    from sdloop.experiments.metric_units import metric_units
     from sdloop.experiments.study import group_order
 
     sim = simulator(design.model, design.engine).simulator
@@ -85,7 +86,7 @@ def compiled(design: EnsembleDesign) -> Compiled:
     metrics = MetricSet(design.metrics, sim, horizon=design.horizon, source=design.source, entries=entries,
                         final_time=design.final_time)
     claims = check_claims(design.claims, metrics.names, entries, design.source,
-                          {m.name: m.unit for m in design.metrics})
+                          metric_units(design.metrics, sim))
     compiler = Compiler(sim, horizon=design.horizon, allow_under=False, final_time=design.final_time)
     bands = [compiler.compile(text, Where(design.source, None, f"band {text}"), want=(SERIES,))
              for text, _, _ in design.bands]

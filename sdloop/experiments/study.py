@@ -18,6 +18,7 @@ from sdloop.engines.choice import simulator
 from sdloop.errors import SimulationError
 from sdloop.experiments.claims import check_claims, claims_table
 from sdloop.experiments.metrics import DIMS, Compiler, MetricError, MetricSet, RunView, SERIES, VALUE, Where
+from sdloop.experiments.metric_units import metric_units
 from sdloop.experiments.overrides import merge
 from sdloop.experiments.project import Project
 
@@ -88,7 +89,7 @@ class Study:
         self.params = {key: merge(sim, project.layers(key)) for key in project.keys()}
         self.groups = group_order(list(self.params), metrics, project.path)
         self.claims = check_claims(project.claims, metrics.names, self.all_names, project.path,
-                                   {m.name: m.unit for m in project.metrics})
+                                   metric_units(project.metrics, sim))
         self.figure_columns = self._check_figures()
         self.specs = {s.name: s for s in project.metrics}
 
