@@ -48,6 +48,7 @@ FALLS_BACK = {
     "opaque_loops.mdl": "ALLOCATE BY PRIORITY",
     "third_party_stochastic.mdl": "RANDOM NORMAL",
     "data_xls.mdl": "GET DATA",
+    "third_party_market_data.mdl": "GET DATA",
 }
 RUNNABLE = [m for m in MODELS if m not in PYSD_CANNOT]
 ERRORS = sorted(p.name for p in (CORPUS / "errors").iterdir())

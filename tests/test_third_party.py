@@ -181,3 +181,27 @@ def test_plain_loops_signs_links_along_a_run_with_pysd_s_draws_and_data(name, ca
     assert main(["loops", str(CORPUS / name)]) == 0
     captured = capsys.readouterr()
     assert "Traceback" not in captured.err and "internal error" not in captured.err
+
+
+def test_a_mapping_between_two_subranges_of_one_range_pairs_elements_by_position():
+    """``Earlier: c1, c2, c3 -> Later`` with ``Later: c2, c3, c4``: in ``aging in[Later,Sex] =
+    aging out[Earlier,Sex]`` c2 reads c1 (as PySD does); the two share c2 and c3, and the engine
+    took the same element (0.74 off PySD)."""
+    from sdloop.structure.build import build_structure
+
+    s = build_structure(CORPUS / "third_party_aging_chain.mdl")
+    for later, earlier in (("c2", "c1"), ("c3", "c2"), ("c4", "c3")):
+        assert s[f"aging in[{later},male]"].equation == s[f"aging out[{earlier},male]"].symbol
+
+
+def test_a_data_variable_with_a_keyword_is_found_at_its_line(capsys):
+    """``observed price:INTERPOLATE::= GET DIRECT DATA(...)`` was read as a subscript range, so
+    messages named line None; PySD's note on a DELAY N order it reduced stays quiet."""
+    from sdloop.lang.equations import read_text, split_equations
+
+    path = CORPUS / "third_party_market_data.mdl"
+    found = {eq.name: (eq.line, eq.range) for eq in split_equations(path, read_text(path))}
+    assert found["observed price"] == (2, False) and found["observed volume"] == (8, False)
+    assert main(["loops", str(path)]) == 0
+    err = capsys.readouterr().err
+    assert f"{path}:2: observed price: GET DATA is run by PySD only" in err and "warning" not in err, err

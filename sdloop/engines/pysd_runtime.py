@@ -16,13 +16,16 @@ RANDOM_SEED = 0  # numpy's global generator at the start of every run (RANDOM fu
 
 @contextmanager
 def quiet_pysd() -> Iterator[None]:
-    """Silence PySD's deprecation noise under pandas 3 and its notes on mixed arrays, nothing else."""
+    """Silence PySD's deprecation noise under pandas 3, its notes on mixed arrays, lookups held at their
+    ends and delay orders reduced (what Vensim does without a word), nothing else."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r"The inplace keyword in DataFrame\.set_index")
         warnings.filterwarnings("ignore", message=r"chardet\.universaldetector is deprecated")
         warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"pysd\.")
         # PySD names the lookup first: "_hardcodedlookup_x\nextrapolating data above ..."
         warnings.filterwarnings("ignore", message=r"[\s\S]*extrapolating data (above|below)")
+        # DELAY N/DELAY3 with a delay below order x TIME STEP: the order reduced, as Vensim and the engines do
+        warnings.filterwarnings("ignore", message=r"[\s\S]*Delay time very small, casting delay order")
         # an array defined by constants for some elements, equations for others (harmless)
         warnings.filterwarnings("ignore", message=r"Variable '.*' is defined with different types")
         yield

@@ -20,6 +20,8 @@ SKETCH_MARKER = "\\\\\\---///"
 # Vensim writes the sketch marker with three backslashes; some files carry two.
 SKETCH_PATTERN = re.compile(r"^\\{2,3}---///", re.MULTILINE)
 MACRO_START = re.compile(r"^\s*:MACRO:\s*(?P<name>[^(\n]+?)\s*\((?P<params>[^)]*)\)", re.MULTILINE)
+# a data variable's keyword after its name (``price:INTERPOLATE::= GET DATA(...)``): not a range
+DATA_KEYWORD = re.compile(r":\s*(INTERPOLATE|RAW|HOLD\s+BACKWARD|LOOK\s+FORWARD)\s*:", re.IGNORECASE)
 MACRO_END = re.compile(r"^\s*:END OF MACRO:\s*$", re.MULTILINE)
 
 
@@ -148,7 +150,8 @@ def split_equations(path: Path, text: str) -> list[Equation]:
             )
         lhs = parts[0].strip()
         name_end = lhs.find(name) + len(name) + (2 if lhs.startswith('"') else 0)
-        is_range = bool(re.match(r'\s*("[^"]+"|[^=(\[:]+):(?!=)', lhs)) and "=" not in lhs.split(":", 1)[0]
+        is_range = (bool(re.match(r'\s*("[^"]+"|[^=(\[:]+):(?!=)', lhs)) and "=" not in lhs.split(":", 1)[0]
+                    and not DATA_KEYWORD.match(lhs[len(lhs.split(":", 1)[0]):]))
         subs = "" if is_range else _lhs_subscripts(lhs, name_end)
         units = parts[1].strip()
         comment = parts[2].strip() if len(parts) > 2 else ""

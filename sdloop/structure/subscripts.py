@@ -128,14 +128,9 @@ class Ranges:
             return context[key]
         family = set(self.elements[rng])
         positions = context.get("__positions__", ())
-        # a range of the same family (a subrange or the main range) on the left
-        for coord, left in zip(coords, positions):
-            if left is not None and coord in family and self.main.get(left) == self.main.get(rng):
-                return coord
-        for coord, left in zip(coords, positions):
-            if left is not None and coord in family:
-                return coord
-        # a mapping between the left range and this one (either way), by position
+        # a mapping between the left range and this one (either way), by position: before the
+        # same family, so that ``aging in[Later] = aging out[Earlier]`` with ``Earlier: c1, c2, c3
+        # -> Later`` and ``Later: c2, c3, c4`` takes c1 for c2, not c2 itself
         for coord, left in zip(coords, positions):
             if left is None:
                 continue
@@ -144,6 +139,13 @@ class Ranges:
                 target = self.elements[rng]
                 if len(source) == len(target):
                     return target[source.index(coord)]
+        # a range of the same family (a subrange or the main range) on the left
+        for coord, left in zip(coords, positions):
+            if left is not None and coord in family and self.main.get(left) == self.main.get(rng):
+                return coord
+        for coord, left in zip(coords, positions):
+            if left is not None and coord in family:
+                return coord
         raise SubscriptError(f"subscript '{sub}' is not on the left-hand side of the equation")
 
     def position(self, name: str, context: Mapping[str, str], coords: tuple[str, ...]) -> int:
