@@ -172,7 +172,7 @@ def _from_run_dir(run_dir: Path, name: str | None, opts):
             raise OverrideError(f"no project {project_name!r} in this run ({', '.join(run.projects)})", file=run_dir)
         path = _project_file(run, project_name)
         project = load_project(path, uncalibrated=isinstance(calibrated, str))
-        study = Study(project)
+        study = Study(project, engine="numpy")  # names, units and constants only: no C kernel loaded
         try:
             for text in opts.vars:
                 study.compiler().compile(text, Where(None, None, f"--vars {text}"), want=("series",))

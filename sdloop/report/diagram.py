@@ -13,11 +13,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
+import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.patches import FancyArrowPatch, Polygon, Rectangle
 
 from sdloop.lang.sketch import Arrow, Element, View
-from sdloop.report.plotting import DOUBLE_COLUMN, plt, save_figure, style
+from sdloop.report.plotting import DOUBLE_COLUMN, save_figure, style
 
 MIN_FONT = 5.0          # points: a view that would need smaller text is too large for one figure
 MAX_FONT = 7.0

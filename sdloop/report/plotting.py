@@ -10,10 +10,11 @@ no global matplotlib state (the backend of a notebook is left alone).
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Sequence
 
-import matplotlib.pyplot as plt
+import matplotlib as mpl
 import pandas as pd
 from cycler import cycler
 from matplotlib.figure import Figure
@@ -96,7 +97,7 @@ def series_styles(n: int, *, color: bool = False) -> list[dict]:
 
 def style(name: str = "paper"):
     """A context manager applying the house style (``paper``) or its ``slides`` variant."""
-    return plt.rc_context(SLIDES_STYLE if name == "slides" else HOUSE_STYLE)
+    return mpl.rc_context(SLIDES_STYLE if name == "slides" else HOUSE_STYLE)
 
 
 def page_size(name: str = "paper") -> tuple[float, float]:
@@ -149,6 +150,8 @@ def plot_lines(frame: pd.DataFrame, columns: Sequence[str], *, ax=None, labels: 
                phase_labels: bool = True, time_label: str = "Time"):
     """Plot columns of a time-indexed frame on one axes; returns the axes."""
     if ax is None:
+        import matplotlib.pyplot as plt
+
         _, ax = plt.subplots(figsize=(SINGLE_COLUMN, PANEL_HEIGHT))
     for column, label in zip(columns, labels or columns):
         ax.plot(frame.index, frame[column], label=label)
@@ -213,8 +216,9 @@ def save_figure(fig, path_stem: str | Path) -> list[Path]:
             else:
                 write_png(fig, tmp, bbox)
         written.append(final)
-    if plt.fignum_exists(getattr(fig, "number", -1)):
-        plt.close(fig)
+    pyplot = sys.modules.get("matplotlib.pyplot")  # a figure pyplot made is closed (not imported for one it did not)
+    if pyplot is not None and pyplot.fignum_exists(getattr(fig, "number", -1)):
+        pyplot.close(fig)
     return written
 
 
