@@ -27,6 +27,8 @@ C_FALLS_BACK = {
     "stella_arrays.xmile": "non-negative stock",
     "stella_builtins.xmile": "non-negative stock",
     "stella_functions.xmile": "non-negative stock",
+    "stella_fishery.xmile": "non-negative stock",
+    "third_party_supply_chain.mdl": "ACTIVE INITIAL",
 }
 TOLERANCE = 1e-9
 

@@ -247,7 +247,9 @@ def test_sketch_keeps_the_equations_and_pysd_runs_the_sketched_file_the_same(nam
 @pytest.mark.parametrize("name", RUNNABLE)
 def test_diagram_draws_every_runnable_model(name, tmp_path):
     assert main(["diagram", str(CORPUS / name), "--out", str(tmp_path / "d")]) == 0
-    assert (tmp_path / "d.pdf").stat().st_size > 0 and (tmp_path / "d.png").stat().st_size > 0
+    # one file pair, or one per sketch view (d-VIEW.pdf/.png) for a model saved with several views
+    pdfs = sorted(tmp_path.glob("d*.pdf"))
+    assert pdfs and all(p.stat().st_size > 0 and p.with_suffix(".png").stat().st_size > 0 for p in pdfs)
 
 
 @pytest.mark.parametrize("name", ["data_files.mdl", "random_seeded.mdl", "data_arrays.mdl"])
