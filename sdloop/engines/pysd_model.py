@@ -9,6 +9,7 @@ later run.
 from __future__ import annotations
 
 import sys
+import traceback
 import warnings
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -44,15 +45,15 @@ def _pysd_failure(exc: BaseException) -> str:
     return message
 
 
+def _functions_in(exc: BaseException, translated: Path) -> list[str]:
+    """The functions of the translated model in ``exc``'s traceback, outermost first."""
+    return [frame.f_code.co_name for frame, _ in traceback.walk_tb(exc.__traceback__)
+            if frame.f_code.co_filename == str(translated)]
+
+
 def _innermost(exc: BaseException, translated: Path) -> str | None:
     """The function (a variable's Python name) of the translated model innermost in ``exc``'s traceback."""
-    name = None
-    tb = exc.__traceback__
-    while tb is not None:
-        if tb.tb_frame.f_code.co_filename == str(translated) and not tb.tb_frame.f_code.co_name.startswith("<"):
-            name = tb.tb_frame.f_code.co_name
-        tb = tb.tb_next
-    return name
+    return next((name for name in reversed(_functions_in(exc, translated)) if not name.startswith("<")), None)
 
 
 class Model:
@@ -275,12 +276,8 @@ class Model:
 
     def _arithmetic_error(self, exc: Exception, what: str | None = None) -> SimulationError:
         """Name the equation (the innermost frame in the translated model) that failed."""
-        variable = None
-        tb = exc.__traceback__
-        while tb is not None:
-            if tb.tb_frame.f_code.co_filename == str(self._translated):
-                variable = self._real_name.get(tb.tb_frame.f_code.co_name, variable)
-            tb = tb.tb_next
+        variable = next((self._real_name[name] for name in reversed(_functions_in(exc, self._translated))
+                         if name in self._real_name), None)
         site = macro_site(exc, self._translated, self.index, self._real_name)
         if site is not None:  # inside a macro's code: the equation calling it, or the macro's own
             variable = site.variable

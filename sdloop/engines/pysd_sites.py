@@ -11,6 +11,7 @@ equation that called the macro (a run) or the macro's equation whose code failed
 from __future__ import annotations
 
 import re
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,16 +65,13 @@ def macro_site(exc: BaseException, translated: Path, index: SourceIndex, real_na
     from pysd.py_backend.model import Macro
 
     caller = inner = None
-    tb = exc.__traceback__
-    while tb is not None:
-        frame = tb.tb_frame
+    for frame, lineno in traceback.walk_tb(exc.__traceback__):
         owner = frame.f_locals.get("self")
         if type(owner) is Macro and str(getattr(owner, "py_name", "")).startswith("_macro_"):
             caller = owner
         filename = Path(frame.f_code.co_filename)
         if filename.parent == translated.parent and filename != translated and filename.suffix == ".py":
-            inner = (filename, tb.tb_lineno)
-        tb = tb.tb_next
+            inner = (filename, lineno)
     if inner is None:
         return None
     macro = _macro_name(index, inner[0])
@@ -96,13 +94,9 @@ def data_site(exc: BaseException, index: SourceIndex) -> tuple[str, int | None, 
     file PySD failed to read, from the ``External`` object in ``exc``'s traceback, or None."""
     from pysd.py_backend.external import External
 
-    found = None
-    tb = exc.__traceback__
-    while tb is not None:
-        owner = tb.tb_frame.f_locals.get("self")
-        if issubclass(type(owner), External):  # not isinstance: PySD's models answer __class__ with a NameError
-            found = owner
-        tb = tb.tb_next
+    owners = [frame.f_locals.get("self") for frame, _ in traceback.walk_tb(exc.__traceback__)]
+    # not isinstance: PySD's models answer __class__ with a NameError
+    found = next((owner for owner in reversed(owners) if issubclass(type(owner), External)), None)
     if found is None:
         return None
     py_name = re.sub(r"^_ext_[a-z]+_", "", str(getattr(found, "py_name", "")))
