@@ -20,16 +20,7 @@ pytestmark = pytest.mark.slow
 CORPUS = FIXTURES / "corpus"
 MODELS = sorted(p.name for p in CORPUS.iterdir() if p.suffix in (".mdl", ".xmile"))
 # Models the C generator does not express, and the construct its fallback line names.
-C_FALLS_BACK = {
-    "delays.mdl": "ACTIVE INITIAL",
-    "delays_init.mdl": "ACTIVE INITIAL",
-    "non_negative.xmile": "non-negative stock",
-    "stella_arrays.xmile": "non-negative stock",
-    "stella_builtins.xmile": "non-negative stock",
-    "stella_functions.xmile": "non-negative stock",
-    "stella_fishery.xmile": "non-negative stock",
-    "third_party_supply_chain.mdl": "ACTIVE INITIAL",
-}
+C_FALLS_BACK: dict[str, str] = {}
 TOLERANCE = 1e-9
 
 
