@@ -74,7 +74,7 @@ def test_the_manifest_names_the_commit_of_the_sdloop_code_that_ran(two_runs):
     if head.returncode != 0:
         pytest.skip("sdloop is not installed from a git checkout")
     assert manifest["sdloop_git_commit"].removesuffix("-dirty") == head.stdout.strip()
-    result = sdloop("compare", a, a, "--out", tmp / "code")
+    assert sdloop("compare", a, a, "--out", tmp / "code").returncode == 0
     assert f"- git commit of sdloop: {manifest['sdloop_git_commit']}" in (tmp / "code" / "compare.md").read_text()
 
 
