@@ -1,7 +1,7 @@
 """Property-based tests (Hypothesis): generated model files, TOML files and option values.
 
 - Valid models from a small grammar (constants, stocks with inflows and outflows, auxiliaries,
-  lookups, builtins MIN MAX ABS EXP IF THEN ELSE STEP) give the same numbers in PySD and the
+  lookups, builtins MIN MAX ABS EXP IF THEN ELSE STEP, ACTIVE INITIAL) give the same numbers in PySD and the
   numpy engine (relative 1e-9), and in the compiled (C) engine (slow).
 - Those models mutated (characters deleted, lines doubled, names swapped, bad bytes inserted):
   ``check`` and ``simulate`` end with exit 0, 1 or 2, one line and no traceback, and a failed
@@ -73,7 +73,10 @@ def models(draw) -> str:
         equations.append(f"looked = table({draw(st.sampled_from(names))})\n\t~\tDmnl\n\t~\tA lookup.\n\t|")
         names = names + ["looked"]
     for i in range(draw(st.integers(0, 2))):
-        equations.append(f"aux {i} = {draw(expressions(names))}\n\t~\tDmnl\n\t~\tAn auxiliary.\n\t|")
+        value = draw(expressions(names))
+        if draw(st.booleans()):  # its initial value while initial values are computed
+            value = f"ACTIVE INITIAL({value}, {draw(expressions([n for n in names if not n.startswith('Stock')]))})"
+        equations.append(f"aux {i} = {value}\n\t~\tDmnl\n\t~\tAn auxiliary.\n\t|")
         names = names + [f"aux {i}"]
     for stock in stocks:
         inflow, outflow = f"{stock} inflow", f"{stock} outflow"
