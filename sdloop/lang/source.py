@@ -84,7 +84,10 @@ def parse_model(path: str | Path, *, check_names: bool = True):
             index = _xmile_index(path, text)
             from pysd.translators.xmile.xmile_file import XmileFile
 
+            from sdloop.lang.xmile_points import use_listed_points
+
             reader = XmileFile(path)
+            use_listed_points(reader.xmile_root)
         else:
             raise ModelFileError("unknown model file type (expected .mdl or .xmile)", file=path)
         try:
