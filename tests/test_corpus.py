@@ -54,6 +54,7 @@ FALLS_BACK = {
     "third_party_stochastic.mdl": "RANDOM NORMAL",
     "data_xls.mdl": "GET DATA",
     "third_party_market_data.mdl": "GET DATA",
+    "invert_matrix.mdl": "INVERT MATRIX",
 }
 RUNNABLE = [m for m in MODELS if m not in PYSD_CANNOT]
 ERRORS = sorted(p.name for p in (CORPUS / "errors").iterdir())
