@@ -267,3 +267,16 @@ def test_an_xmile_macro_is_refused_with_one_line(capsys):
         assert len(err) == 1 and err[0].endswith(
             f"{model}:25: TWICE: XMILE macros (<macro>) are not supported by PySD's XMILE reader (the same macro "
             "in a Vensim .mdl runs)"), (command, err)
+
+
+def test_macros_after_the_equations_one_runs_two_are_named_with_a_line(capsys):
+    """PySD reads one macro after the model's equations (macro_trailing.mdl, in the corpus) but
+    not two: its grammar takes the model up to the last :MACRO:, and its error had no line. The
+    first such macro is named with its line and what to do."""
+    path = CORPUS / "errors" / "trailing_macros.mdl"
+    for command in ("simulate", "check", "loops"):
+        assert main([command, str(path)]) == 2, command
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].endswith(
+            f"{path}:91: DOUBLE: PySD cannot read a macro after the model's equations when another macro "
+            "follows it; move the macros (:MACRO: ... :END OF MACRO:) before the equations"), (command, err)
