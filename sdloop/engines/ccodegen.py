@@ -35,9 +35,8 @@ from collections import Counter
 from dataclasses import dataclass
 
 import sympy
-from sympy.functions.elementary.piecewise import ExprCondPair
 
-from sdloop.engines.run_plan import CONSTANT_KINDS, LOOP_KINDS, RunPlan
+from sdloop.engines.run_plan import CONSTANT_KINDS, LOOP_KINDS, RunPlan, hoist
 from sdloop.engines.cprinter import CodegenError, CPrinter, lookup_source
 from sdloop.engines.cruntime import DRIVER, PRELUDE
 from sdloop.structure.build import ModelStructure
@@ -113,38 +112,14 @@ class _CGenerator:
         self.recordable = [v for v in s.variables.values() if v.kind != "lookup"]
 
     def _kind_of(self, expr) -> str:
+        """'const' (fixed for the run), 'timed' (Time and constants only: on the grid when the
+        constants are uniform) or 'dynamic'."""
         syms = expr.free_symbols
         if syms <= self.static:
             return "const"
         if syms <= set(self.const_index) | {TIME} | set(self.timed_vars):
             return "timed"
         return "dynamic"
-
-    def _hoist(self, expr, const: dict, timed: dict) -> None:
-        """Collect the largest sub-expressions of constants only (``const``) and of Time and
-        constants only (``timed``); group the fixed factors of products and sums."""
-        if expr.is_Atom or isinstance(expr, sympy.logic.boolalg.BooleanAtom):
-            return
-        if isinstance(expr, ExprCondPair):
-            for arg in expr.args:
-                self._hoist(arg, const, timed)
-            return
-        kind = self._kind_of(expr)
-        if kind != "dynamic":
-            (const if kind == "const" else timed).setdefault(expr, len(const if kind == "const" else timed))
-            return
-        args = expr.args
-        if isinstance(expr, (sympy.Mul, sympy.Add)):
-            fixed = [a for a in args if self._kind_of(a) != "dynamic"]
-            group = expr.func(*fixed) if len(fixed) > 1 else None
-            # a constant and a timed factor of a run-time INITIAL value make a dynamic group: not hoisted
-            if group is not None and self._kind_of(group) != "dynamic":
-                rest = [a for a in args if self._kind_of(a) == "dynamic"]
-                self.groups[expr] = (group, rest)
-                self._hoist(group, const, timed)
-                args = rest
-        for arg in args:
-            self._hoist(arg, const, timed)
 
     def _plan(self) -> None:
         """Hoisted values, the Time-and-constant entries (with the constants each depends on)
@@ -153,9 +128,9 @@ class _CGenerator:
         self.const_sub: dict = {}
         timed_sub: dict = {}
         for name in self.dynamic:
-            self._hoist(s.variables[name].equation, self.const_sub, timed_sub)
+            hoist(s.variables[name].equation, self._kind_of, self.const_sub, timed_sub, self.groups)
         for p in self.pipes:
-            self._hoist(p.equation, self.const_sub, timed_sub)
+            hoist(p.equation, self._kind_of, self.const_sub, timed_sub, self.groups)
         self.entries = [(sym, s.variables[n].equation) for sym, n in self.timed_vars.items()]
         self.entries += [(expr, expr) for expr in timed_sub]
         entry = {key: j for j, (key, _) in enumerate(self.entries)}
