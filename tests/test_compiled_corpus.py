@@ -23,7 +23,8 @@ MODELS = sorted(p.name for p in CORPUS.iterdir() if p.suffix in (".mdl", ".xmile
 C_FALLS_BACK: dict[str, str] = {}
 # Constants that fix a DELAY's number of stages when the structure is built (a delay time below
 # order x TIME STEP runs with fewer stages, computed from the model's value): PySD recomputes the
-# stages from an override, the numpy and compiled engines do not, so these are not scaled here.
+# stages from an override; the numpy and compiled engines refuse an override that changes them
+# (tests/test_delay_stages.py), so these are not scaled here.
 STAGES_FIXED_AT_BUILD = {"delays.mdl": {"short delay"}}
 TOLERANCE = 1e-9
 

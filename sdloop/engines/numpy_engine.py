@@ -20,6 +20,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+import sympy
 
 from sdloop.engines.codegen import generate
 from sdloop.errors import ModelFileError, OverrideError, SdloopError, SimulationError
@@ -28,6 +29,7 @@ from sdloop.lang.names import normalize, resolve_name
 from sdloop.lang.source import source_index
 from sdloop.structure.build import CONTROL, ModelStructure, build_structure
 from sdloop.structure.clock import check_clock
+from sdloop.structure.model import delay_stages
 
 class EngineError(ModelFileError):
     """The engine cannot run this model (code generation, compilation or the generated code
@@ -264,7 +266,33 @@ class Engine:
                 constants[var.name] = values.get(var.name, np.float64(self.defaults[var.name]))
             elif var.kind == "control":
                 constants[var.name] = np.float64(control.get(normalize(var.name), self.control[normalize(var.name)]))
+        self._check_delay_stages(constants, values, n)
         return RunInputs(n, recorded, constants, times, saved, rounded, control)
+
+    def _check_delay_stages(self, constants: Mapping[str, object], given: Mapping[str, object], n: int) -> None:
+        """Refuse values that change how many stages a DELAY runs with (a delay time below order
+        x TIME STEP runs with fewer, as in PySD): the generated code fixes the count when the
+        structure is built, so such a run would silently keep the model's count."""
+        s = self.structure
+        for delay in s.delays:
+            used = [s.by_symbol(sym) for sym in delay.delay_time.free_symbols]
+            step = s.get("time step")
+            if not any(v is not None and v.name in given for v in used) and \
+                    (step is None or constants[step.name] == self.control["time step"]):
+                continue
+            args = {sym.name: constants[s.by_symbol(sym).name] for sym in delay.delay_time.free_symbols}
+            value = np.broadcast_to(sympy.lambdify(list(args), delay.delay_time, "numpy")(*args.values()), (n,))
+            dt = constants[step.name] if step is not None else self.control["time step"]
+            stages = delay_stages(delay.order, value, dt)
+            if (stages != delay.stages).any():
+                i = int(np.argmax(stages != delay.stages))
+                changed = [v.name for v in used if v is not None and v.name in given] or ["TIME STEP"]
+                raise OverrideError(
+                    f"{' and '.join(changed)} {'change' if len(changed) > 1 else 'changes'} its DELAY of order "
+                    f"{delay.order} to {int(stages[i])} stages (delay time {float(value[i]):g} against TIME STEP "
+                    f"{float(dt):g}; the model's values give {delay.stages}), which this engine fixes when it "
+                    "builds the model: run it with --engine pysd", file=self.path, line=delay.line,
+                    variable=delay.owner)
 
     def run(self, params: Mapping[str, object] | None = None, *, n: int | None = None,
             columns: Sequence[str] | None = None, final_time: float | None = None,

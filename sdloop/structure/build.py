@@ -36,9 +36,11 @@ from sdloop.lang.source import parse_model
 from sdloop.structure.placeholders import make_unsupported
 from sdloop.structure.subscripts import Ranges, SubscriptError, array_values as _array_values, covered as _covered, element_name
 
+from sdloop.structure.model import delay_stages
 from sdloop.structure.model import (  # noqa: F401  (re-exported: the structure's public types)
     CONTROL,
     DYNAMIC_KINDS,
+    DelayStages,
     ModelStructure,
     UnsupportedConstruct,
     Variable,
@@ -59,6 +61,7 @@ class _Builder:
         self.ranges: Ranges | None = None
         self.macro_stocks: list[tuple[str, sympy.Expr]] = []
         self.delays: list[tuple[str, int, sympy.Expr]] = []
+        self.stage_counts: list[DelayStages] = []
         self._keys: dict[str, str] = {}
 
     def add(self, var: Variable) -> None:
@@ -100,17 +103,29 @@ class _Builder:
         dt = self.static_value(step.symbol) if step is not None else None
         for prefix, order, T in self.delays:
             value = self.static_value(T)
-            if dt is None or value is None or order * dt <= value:
+            if dt is None or value is None:
                 continue
-            reduced = order
-            while reduced * dt > value and reduced > 0:
-                reduced -= 1
+            reduced = int(delay_stages(order, value, dt))
+            var = self.variables[f"{prefix} (flow 1)"]
             if reduced < 1:
-                var = self.variables[f"{prefix} (flow 1)"]
                 self.unsupported.append(UnsupportedConstruct(var.vensim_name, var.line,
                                                              "DELAY with a delay time below TIME STEP"))
                 continue
-            self._rebuild_delay(prefix, order, reduced, T)
+            self.stage_counts.append(DelayStages(var.vensim_name, var.line, order, reduced, self.constant_form(T)))
+            if reduced < order:
+                self._rebuild_delay(prefix, order, reduced, T)
+
+    def constant_form(self, expr: sympy.Expr) -> sympy.Expr:
+        """``expr`` with every auxiliary replaced by its equation, down to constants and controls
+        (call only where ``static_value`` found a value)."""
+        by_symbol = {v.symbol: v for v in self.variables.values()}
+        for _ in range(30):
+            subs = {sym: var.equation for sym in expr.free_symbols
+                    if (var := by_symbol.get(sym)) is not None and var.kind == "auxiliary"}
+            if not subs:
+                return expr
+            expr = expr.xreplace(subs)
+        return expr
 
     def _rebuild_delay(self, prefix: str, order: int, reduced: int, T: sympy.Expr) -> None:
         old_out = symbol_for(f"{prefix} (flow {order})")
@@ -342,7 +357,7 @@ def structure_from_abstract(path: Path, abstract, index: SourceIndex) -> ModelSt
     by_key = {normalize(n): n for n in variables}
     by_symbol = {v.symbol: n for n, v in variables.items()}
     return ModelStructure(path, MappingProxyType(variables), order, tuple(builder.unsupported),
-                          loops, time_units, MappingProxyType(dict(ranges.elements)),
+                          loops, time_units, MappingProxyType(dict(ranges.elements)), tuple(builder.stage_counts),
                           MappingProxyType(by_key), MappingProxyType(by_symbol))
 
 

@@ -71,6 +71,30 @@ class UnsupportedConstruct:
 
 
 @dataclass(frozen=True)
+class DelayStages:
+    """A DELAY1/3/N whose delay time is fixed for the run: it runs with ``stages`` of its
+    ``order`` stages, fewer when the delay time is below order x TIME STEP (as in PySD), so
+    the count depends on ``delay_time`` (an expression of constants and controls) and TIME STEP."""
+
+    owner: str
+    line: int | None
+    order: int
+    stages: int
+    delay_time: sympy.Expr
+
+
+def delay_stages(order: int, delay_time, time_step):
+    """The stages a DELAY of ``order`` runs with (PySD's rule: one fewer while order x TIME STEP
+    exceeds the delay time); element-wise for arrays of delay times."""
+    import numpy as np
+
+    stages = np.full(np.shape(delay_time), order)
+    for r in range(order, 0, -1):
+        stages = np.where((stages == r) & (r * time_step > delay_time), r - 1, stages)
+    return stages
+
+
+@dataclass(frozen=True)
 class ModelStructure:
     """A model's variables, evaluation order and what could not be represented.
 
@@ -85,6 +109,7 @@ class ModelStructure:
     algebraic_loops: tuple[tuple[str, ...], ...] = ()
     time_units: str = ""
     ranges: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    delays: tuple[DelayStages, ...] = ()  # delays whose stage count was fixed when the structure was built
     _by_key: Mapping[str, str] = field(default_factory=dict, repr=False)
     _by_symbol: Mapping[sympy.Symbol, str] = field(default_factory=dict, repr=False)
 
