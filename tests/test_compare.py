@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -58,6 +59,23 @@ def test_a_run_directory_keeps_a_copy_of_every_model_and_input_file(two_runs):
     for name, where in copies.items():
         assert (a / where).is_file() and (a / where).resolve().is_relative_to(a / "inputs")
         assert file_sha256(a / where) == recorded[name]["sha256"], name
+
+
+def test_the_manifest_names_the_commit_of_the_sdloop_code_that_ran(two_runs):
+    """The run's models are copied outside any repository; sdloop's own checkout is one."""
+    import subprocess
+
+    import sdloop as package
+
+    tmp, a, _, _, _ = two_runs
+    manifest = json.loads((a / "manifest.json").read_text())
+    source = Path(package.__file__).resolve().parent
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=source, capture_output=True, text=True)
+    if head.returncode != 0:
+        pytest.skip("sdloop is not installed from a git checkout")
+    assert manifest["sdloop_git_commit"].removesuffix("-dirty") == head.stdout.strip()
+    assert sdloop("compare", a, a, "--out", tmp / "code").returncode == 0
+    assert f"- git commit of sdloop: {manifest['sdloop_git_commit']}" in (tmp / "code" / "compare.md").read_text()
 
 
 def test_compare_shows_the_changed_file_parameter_metrics_and_trajectories(two_runs):

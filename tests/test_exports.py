@@ -73,3 +73,20 @@ def test_index_says_what_each_file_shows(tmp_path):
     assert "- `metrics.tex`: the table metrics.csv as LaTeX (booktabs)" in lines
     assert sum(line.startswith("- `inputs/`") for line in lines) == 1
     assert "- `odd.bin`" in lines  # listed even when nothing is known about it
+
+
+def test_an_untitled_figure_is_described_by_what_its_panels_plot():
+    from sdloop.report.figures import FigureJob, describe
+
+    def panel(title, *columns):
+        return {"title": title, "series": pd.DataFrame({c: [0.0] for c in columns})}
+
+    titled = FigureJob("a", "plot", {"title": "Output  by\nstrategy", "panels": [panel("x", "a")]})
+    assert describe(titled) == "Output by strategy"
+    named = FigureJob("b", "plot", {"title": None, "panels": [panel(None, "Output", "Cost"), panel("Price")]})
+    assert describe(named) == "2 panels: Output, Cost; Price"
+    many = FigureJob("c", "plot", {"title": None, "panels": [panel(f"v{i}") for i in range(6)]})
+    assert describe(many) == "6 panels: v0; v1; v2; v3; and 2 more"
+    ranking = FigureJob("d", "ranking", {"title": None, "labels": {"m": "Market share", "c": "Cost"}})
+    assert describe(ranking) == "strategies ranked on Market share, Cost"
+    assert describe(FigureJob("e", "plot", {"title": None, "panels": []})) == ""

@@ -72,9 +72,11 @@ class RunInfo:
 
 def code_lines(a: RunInfo, b: RunInfo) -> list[str]:
     lines = []
-    for what in ("git_commit",):
+    for what, label in (("git_commit", "git commit of the model's folder"),
+                        ("sdloop_git_commit", "git commit of sdloop")):
         va, vb = a.manifest.get(what), b.manifest.get(what)
-        lines.append(f"- {what.replace('_', ' ')}: {va}" + ("" if va == vb else f" -> {vb}"))
+        if va is not None or vb is not None:
+            lines.append(f"- {label}: {va}" + ("" if va == vb else f" -> {vb}"))
     versions_a, versions_b = a.manifest.get("versions", {}), b.manifest.get("versions", {})
     for name in dict.fromkeys([*versions_a, *versions_b]):
         va, vb = versions_a.get(name), versions_b.get(name)

@@ -101,7 +101,8 @@ def write_netcdf(dataset, path: str | Path) -> Path:
 
 # --------------------------------------------------------------------------- index.md
 KNOWN = [  # (file name, what it shows) for files every run may hold
-    ("manifest.json", "provenance: versions, git commit, hashes of the model and input files, every run's "
+    ("manifest.json", "provenance: versions, git commits (sdloop's and the model folder's), hashes of the model "
+                      "and input files, every run's "
                       "parameters, seeds, engines and parameter layers"),
     ("inputs/", "copies of the model and every input file the run used (compare runs with `sdloop compare`)"),
     ("trajectories.csv", "every run over time: the dimensions, time, then every variable"),

@@ -29,6 +29,24 @@ class FigureJob:
     payload: dict
 
 
+def describe(job: FigureJob, most: int = 4) -> str:
+    """What a figure shows, for ``index.md``: its title, or else what its panels plot."""
+    payload = job.payload
+    if payload.get("title"):
+        return " ".join(str(payload["title"]).split())
+    if job.kind == "ranking":
+        return "strategies ranked on " + ", ".join(payload.get("labels", {}).values())
+    names = []
+    for panel in payload.get("panels", ()):
+        name = panel.get("title") or ", ".join(map(str, panel["series"].columns))
+        if name and name not in names:
+            names.append(name)
+    if not names:
+        return ""
+    shown = "; ".join(names[:most]) + (f"; and {len(names) - most} more" if len(names) > most else "")
+    return f"{len(names)} panel{'s' if len(names) > 1 else ''}: {shown}"
+
+
 def fields(key: dict, **extra) -> dict:
     """Template fields for file names and titles."""
     out = {}

@@ -292,7 +292,9 @@ def manifest(*, models: Mapping[str, str | Path], runs: Mapping[str, Mapping[str
             "numpy": numpy.__version__,
             "pandas": pd.__version__,
         },
+        # the commit of the folder holding the model (the study's), and of the sdloop code that ran
         "git_commit": git_commit(Path(next(iter(models.values()))).parent if models else "."),
+        "sdloop_git_commit": git_commit(Path(__file__).resolve().parent),
         "models": {name: {"path": str(p), "sha256": file_sha256(p)} for name, p in models.items()},
         "inputs": {name: {"path": str(p), "sha256": file_sha256(p)} for name, p in dict(inputs).items()},
         "parameters": {name: dict(values) for name, values in runs.items()},

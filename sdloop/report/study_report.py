@@ -214,7 +214,7 @@ def run_study(study: Study, run_dir: Path, *, cache: Cache, figures: bool = True
     if not figures:
         write_tables(study, result, run_dir)
         return report
-    from sdloop.report.figures import figure_jobs
+    from sdloop.report.figures import describe, figure_jobs
 
     out = run_dir / study.project.output
     jobs = figure_jobs(result)
@@ -225,7 +225,6 @@ def run_study(study: Study, run_dir: Path, *, cache: Cache, figures: bool = True
         drawing.cancel()
         raise
     report.figures = drawing.finish()
-    report.titles = {(out / job.stem).relative_to(run_dir).as_posix(): " ".join(str(job.payload["title"]).split())
-                     for job in jobs if job.payload.get("title")}
+    report.titles = {(out / job.stem).relative_to(run_dir).as_posix(): text for job in jobs if (text := describe(job))}
     dominance_figures(result, out, cache, reused)
     return report
