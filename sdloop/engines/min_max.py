@@ -18,11 +18,12 @@ and the same with ``<=`` and Min. Every other node is kept as it is.
 from __future__ import annotations
 
 import sympy
+from sympy.functions.elementary.piecewise import Piecewise
 
 from sdloop.structure.vensim_functions import MIN_MAX
 
 
-def _function_of_min_max(node: sympy.Piecewise):
+def _function_of_min_max(node: Piecewise):
     """``g(Max(x, y))`` (or Min) for Piecewise((g(x), x >= y), (g(y), True)) (or x <= y), else None."""
     if len(node.args) != 2 or node.args[1].cond is not sympy.true:
         return None
@@ -56,11 +57,11 @@ def recover_min_max(expr, memo: dict | None = None):
         found = memo.get(node)
         if found is not None:
             return found
-        origin = MIN_MAX.get(node) if isinstance(node, sympy.Piecewise) else None
+        origin = MIN_MAX.get(node) if isinstance(node, Piecewise) else None
         if origin is not None:
             func, args = origin
             result = func(*[walk(arg) for arg in args], evaluate=False)
-        elif isinstance(node, sympy.Piecewise) and (pushed := _function_of_min_max(node)) is not None:
+        elif isinstance(node, Piecewise) and (pushed := _function_of_min_max(node)) is not None:
             result = walk(pushed)
         else:
             args = [walk(arg) for arg in node.args]

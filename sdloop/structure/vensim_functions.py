@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Callable
 
 import sympy
+from sympy.functions.elementary.piecewise import Piecewise
 
 from sdloop.structure.piecewise_memo import piecewise
 from sdloop.structure.symbols import TIME, time_step_symbol
@@ -83,7 +84,7 @@ MIN_MAX: dict = {}
 
 
 def _remember(result, func, args):
-    if isinstance(result, sympy.Piecewise):
+    if isinstance(result, Piecewise):
         MIN_MAX.setdefault(result, (func, tuple(args)))
     return result
 
