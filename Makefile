@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_WORKERS ?= 2
 
-.PHONY: run test test-slow test-all calibrate bench check loops clean install
+.PHONY: run test test-slow test-all calibrate bench check loops clean install suite
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,12 @@ calibrate: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/sdloop bench
 	$(BIN)/python -m calibration.bench
+
+# A folder laid out like PySD's test suite (each test folder: model + output.tab/output.csv)
+# through sdloop simulate and plain PySD: make suite SUITE=path/to/test-models
+SUITE ?= tests/fixtures/suite
+suite: $(STAMP)
+	$(BIN)/python tools/suite.py $(SUITE)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

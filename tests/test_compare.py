@@ -33,6 +33,18 @@ def test_booktabs_escapes_aligns_and_marks_missing_and_never():
     assert r"\caption{Cost \& year}" in lines
 
 
+def test_a_negative_number_that_prints_as_zero_prints_without_its_sign():
+    from sdloop.report.figure_kinds import format_cell
+    from sdloop.report.tables import format_number
+
+    assert format_number(-0.001, ".2f") == "0.00" and format_cell(-0.004, ".2f") == "0.00"
+    assert format_number(-0.0, ".3g") == "0" and format_number(-1e-9, ".1e") == "-1.0e-09"
+    assert format_number(-0.01, ".2f") == "-0.01" and format_number(-0.4, ".0f") == "0"
+    assert format_number(-1234.5, ",.1f") == "-1,234.5"
+    tex = booktabs(pd.DataFrame({"change": [-0.0001, -0.02]}), formats={"change": ".2f"})
+    assert r"0.00 \\" in tex.splitlines() and r"-0.02 \\" in tex.splitlines()
+
+
 @pytest.fixture(scope="module")
 def two_runs(tmp_path_factory):
     """Run A, then run B after one fitted value of the nev case changed (0.8 times its value)."""

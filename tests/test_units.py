@@ -26,10 +26,28 @@ def test_mismatch_caught_on_the_right_line_and_variable():
     ("Year", "Years"), ("years", "Year"), ("Dmnl", "1"), ("1/Year", "Year^-1"),
     ("Person/Year/Year", "Person/(Year*Year)"), ("Meter/(Second*Second)", "Meter/Second^2"),
     ("Days", "day"), ("billion yuan/(yuan/USD)", "billion USD"),
+    ("Unit", "Units"), ("Widgets/Month", "widget/Months"), ("Person*Persons", "persons^2"),
 ])
 def test_equivalent_unit_spellings(a, b):
     parser = UnitParser()
     assert parser.parse(a) == parser.parse(b)
+
+
+@pytest.mark.parametrize("a, b", [("Mass", "Mas"), ("s", "1"), ("Unit", "Unity")])
+def test_different_units_stay_different(a, b):
+    parser = UnitParser()
+    assert parser.parse(a) != parser.parse(b)
+
+
+def test_singular_and_plural_units_are_one_unit_in_check(tmp_path):
+    """A stock in Units filled by a flow in Unit/Month, as Vensim accepts it: no unit error
+    (sdloop reported 'expected Units/Month, found Unit/Month'); a real mismatch still found."""
+    assert _checked(tmp_path, "Stock = INTEG(inflow, 1) ~ Units ~ Assumed. |\n"
+                              "inflow = 2 ~ Unit/Month ~ Assumed. |\n"
+                              "copies = Stock * 2 ~ units ~ Assumed. |\n") == []
+    assert _checked(tmp_path, "Stock = INTEG(inflow, 1) ~ Units ~ Assumed. |\n"
+                              "inflow = 2 ~ Unit ~ Assumed. |\n") == [
+        "expected Units/Month, found Units"]  # one unit, spelt as first written
 
 
 def test_units_are_printed_in_vensim_style():

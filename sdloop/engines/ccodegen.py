@@ -9,7 +9,10 @@ The semantics are those of the numpy engine (``sdloop.engines.codegen``) and so 
 Euler steps, every variable at the initial time in dependency order, flows and
 auxiliaries in evaluation order at each step, stocks updated by ``dt * (inflows -
 outflows)``, DELAY FIXED through a pipeline of TIME STEP slots, lookups interpolated as
-``numpy.interp`` does (end values held).
+``numpy.interp`` does (end values held). An ACTIVE INITIAL takes its initial value while
+initial values are computed, then every step variable is evaluated again at the initial
+time; an XMILE non-negative stock is clipped at zero after each step (its non-negative
+flows are already MAX(flow, 0) in the structure).
 
 Layout, for speed:
 
@@ -32,9 +35,8 @@ from collections import Counter
 from dataclasses import dataclass
 
 import sympy
-from sympy.functions.elementary.piecewise import ExprCondPair
 
-from sdloop.engines.run_plan import CONSTANT_KINDS, LOOP_KINDS, RunPlan
+from sdloop.engines.run_plan import CONSTANT_KINDS, LOOP_KINDS, RunPlan, hoist
 from sdloop.engines.cprinter import CodegenError, CPrinter, lookup_source
 from sdloop.engines.cruntime import DRIVER, PRELUDE
 from sdloop.structure.build import ModelStructure
@@ -79,11 +81,6 @@ class _CGenerator:
         if len(set(self.ident.values())) != len(self.ident):
             dup = Counter(self.ident.values()).most_common(1)[0][0]
             raise CodegenError(f"two variables share the C name '{dup}'", file=structure.path)
-        for var in structure.variables.values():  # written by the structure layer; not yet in C
-            if var.non_negative or (var.initial is not None and var.kind in LOOP_KINDS):
-                what = "a non-negative stock" if var.non_negative else "ACTIVE INITIAL"
-                raise CodegenError(f"{what} is not in the C kernel yet", file=structure.path, line=var.line,
-                                   variable=var.vensim_name)
         self.init_order = RunPlan(structure, frozenset(), ()).init_order()
         self.constants = [v for v in structure.variables.values() if v.kind in CONSTANT_KINDS]
         self.const_index = {v.symbol: i for i, v in enumerate(self.constants)}
@@ -97,13 +94,14 @@ class _CGenerator:
         for name in self.init_order:  # fixed for the run: constants only, or INITIAL
             var = s.variables[name]
             if var.kind == "initial" or (var.kind in LOOP_KINDS and TIME not in var.equation.free_symbols
-                                         and var.equation.free_symbols <= static):
+                                         and var.equation.free_symbols <= static and var.initial is None):
                 static.add(var.symbol)
         self.static = static
         timed: dict[sympy.Symbol, str] = {}  # loop variables of Time and constants only
         for name in s.order:
             var = s.variables[name]
-            if var.symbol not in static and var.equation.free_symbols <= set(self.const_index) | {TIME} | set(timed):
+            if (var.symbol not in static and var.equation.free_symbols <= set(self.const_index) | {TIME} | set(timed)
+                    and var.initial is None):  # ACTIVE INITIAL: its initial value first, then per step
                 timed[var.symbol] = name
         self.timed_vars = timed
         self.dynamic = [n for n in s.order if s.variables[n].symbol not in static | set(timed)]
@@ -114,38 +112,14 @@ class _CGenerator:
         self.recordable = [v for v in s.variables.values() if v.kind != "lookup"]
 
     def _kind_of(self, expr) -> str:
+        """'const' (fixed for the run), 'timed' (Time and constants only: on the grid when the
+        constants are uniform) or 'dynamic'."""
         syms = expr.free_symbols
         if syms <= self.static:
             return "const"
         if syms <= set(self.const_index) | {TIME} | set(self.timed_vars):
             return "timed"
         return "dynamic"
-
-    def _hoist(self, expr, const: dict, timed: dict) -> None:
-        """Collect the largest sub-expressions of constants only (``const``) and of Time and
-        constants only (``timed``); group the fixed factors of products and sums."""
-        if expr.is_Atom or isinstance(expr, sympy.logic.boolalg.BooleanAtom):
-            return
-        if isinstance(expr, ExprCondPair):
-            for arg in expr.args:
-                self._hoist(arg, const, timed)
-            return
-        kind = self._kind_of(expr)
-        if kind != "dynamic":
-            (const if kind == "const" else timed).setdefault(expr, len(const if kind == "const" else timed))
-            return
-        args = expr.args
-        if isinstance(expr, (sympy.Mul, sympy.Add)):
-            fixed = [a for a in args if self._kind_of(a) != "dynamic"]
-            group = expr.func(*fixed) if len(fixed) > 1 else None
-            # a constant and a timed factor of a run-time INITIAL value make a dynamic group: not hoisted
-            if group is not None and self._kind_of(group) != "dynamic":
-                rest = [a for a in args if self._kind_of(a) == "dynamic"]
-                self.groups[expr] = (group, rest)
-                self._hoist(group, const, timed)
-                args = rest
-        for arg in args:
-            self._hoist(arg, const, timed)
 
     def _plan(self) -> None:
         """Hoisted values, the Time-and-constant entries (with the constants each depends on)
@@ -154,9 +128,9 @@ class _CGenerator:
         self.const_sub: dict = {}
         timed_sub: dict = {}
         for name in self.dynamic:
-            self._hoist(s.variables[name].equation, self.const_sub, timed_sub)
+            hoist(s.variables[name].equation, self._kind_of, self.const_sub, timed_sub, self.groups)
         for p in self.pipes:
-            self._hoist(p.equation, self.const_sub, timed_sub)
+            hoist(p.equation, self._kind_of, self.const_sub, timed_sub, self.groups)
         self.entries = [(sym, s.variables[n].equation) for sym, n in self.timed_vars.items()]
         self.entries += [(expr, expr) for expr in timed_sub]
         entry = {key: j for j, (key, _) in enumerate(self.entries)}
@@ -246,10 +220,7 @@ class _CGenerator:
             lines.append(f"        T->pipe_{x}[T->slot_{x}[i] * W + i] = {printer.doprint(p.equation)};")
             lines.append(f"        T->slot_{x}[i] = T->slot_{x}[i] + 1 == T->order_{x}[i] ? 0 : T->slot_{x}[i] + 1;")
         for v in self.stocks:
-            net = " + ".join(lane[s.variables[f].symbol] for f in v.inflows) or "0.0"
-            if v.outflows:
-                net = f"{net} - " + " - ".join(lane[s.variables[f].symbol] for f in v.outflows)
-            lines.append(f"        T->x_{ident[v.name]}[i] = a_{ident[v.name]} + dt * ({net});")
+            lines.append(f"        T->x_{ident[v.name]}[i] = {self._update(v, lane)};")
         lines += ["    }", "}\n"]
         return "\n".join(lines)
 
@@ -261,25 +232,25 @@ class _CGenerator:
         printer = CPrinter(self.init)
         lines = ["static int start_tile(struct tile *restrict T, double t, double dt, int update) {",
                  "    #pragma omp simd", "    for (int i = 0; i < W; i++) {"]
+        again = self._active_initial()
         for name in self.init_order:
             var = s.variables[name]
             if var.kind in CONSTANT_KINDS:
                 continue
-            expr = var.initial if var.kind in ("stock", "delay_fixed") else var.equation
-            lines.append(f"        const double a_{ident[name]} = {printer.doprint(expr)};  /* {name} */")
-            if var.symbol in self.static:
-                lines.append(f"        T->s_{ident[name]}[i] = a_{ident[name]};")
-            elif var.symbol in self.timed_vars:
-                lines.append(f"        {self.lane[var.symbol]} = a_{ident[name]};")
-            elif self._in_step(var):
-                lines.append(f"        T->v_{ident[name]}[i] = a_{ident[name]};")
+            expr = var.initial if var.kind in ("stock", "delay_fixed") or var.initial is not None else var.equation
+            const = "" if name in again else "const "
+            lines.append(f"        {const}double a_{ident[name]} = {printer.doprint(expr)};  /* {name} */")
+            lines += self._keep(var)
+        if again:  # ACTIVE INITIAL: the stocks started from the initial values; now the equations at the initial time
+            for name in again:
+                lines.append(f"        a_{ident[name]} = {printer.doprint(s.variables[name].equation)};  /* {name} */")
+                lines += self._keep(s.variables[name])
         for p in self.pipes:
             x = ident[p.name]
             lines += [f"        T->order_{x}[i] = (int)rint(sd_max(({printer.doprint(p.delay)}) / dt, 1.0) + 1e-6);",
                       f"        T->in_{x}[i] = {printer.doprint(p.equation)};"]
         for v in self.stocks:
-            lines.append(f"        T->x_{ident[v.name]}[i] = update ? a_{ident[v.name]} + dt * ({self._net(v, 'a_')}) "
-                         f": a_{ident[v.name]};")
+            lines.append(f"        T->x_{ident[v.name]}[i] = update ? {self._update(v, self.init)} : a_{ident[v.name]};")
         lines.append("    }")
         for p in self.pipes:  # slot k % order holds the value at step k; step 0's input goes to slot 0
             x = ident[p.name]
@@ -302,12 +273,37 @@ class _CGenerator:
         lines += ["    (void)T;", "}\n"]
         return "\n".join(lines)
 
-    def _net(self, stock, prefix: str) -> str:
-        """A stock's inflows minus its outflows (each flow as ``prefix`` + its C name)."""
-        text = " + ".join(prefix + self.ident[f] for f in stock.inflows) or "0.0"
+    def _active_initial(self) -> list[str]:
+        """The step variables evaluated again at the initial time once every initial value is
+        known (all of them in evaluation order, as the numpy engine does, when the model has an
+        ACTIVE INITIAL; none otherwise)."""
+        s = self.s
+        if not any(v.initial is not None and v.kind in LOOP_KINDS for v in s.variables.values()):
+            return []
+        return [n for n in s.order if self._in_step(s.variables[n])]
+
+    def _keep(self, var) -> list[str]:
+        """The line storing a variable's value at the initial time where the tile keeps it."""
+        x = self.ident[var.name]
+        if var.symbol in self.static:
+            return [f"        T->s_{x}[i] = a_{x};"]
+        if var.symbol in self.timed_vars:
+            return [f"        {self.lane[var.symbol]} = a_{x};"]
+        if self._in_step(var):
+            return [f"        T->v_{x}[i] = a_{x};"]
+        return []
+
+    def _update(self, stock, names: dict) -> str:
+        """A stock's value after one step (``names``: the C text of each symbol): dt times its
+        inflows minus its outflows added; an XMILE non-negative stock is then clipped at zero
+        (NaN kept), as PySD's NonNegativeInteg does (non-negative flows are MAX(flow, 0) in their
+        equations already)."""
+        flow = {f: names[self.s.variables[f].symbol] for f in stock.inflows + stock.outflows}
+        net = " + ".join(flow[f] for f in stock.inflows) or "0.0"
         if stock.outflows:
-            text = f"{text} - " + " - ".join(prefix + self.ident[f] for f in stock.outflows)
-        return text
+            net = f"{net} - " + " - ".join(flow[f] for f in stock.outflows)
+        text = f"{names[stock.symbol]} + dt * ({net})"
+        return f"sd_max({text}, 0.0)" if stock.non_negative else text
 
     def _timed(self) -> str:
         """Values of Time and constants: once over the grid (uniform) or per lane at each step.

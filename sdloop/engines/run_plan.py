@@ -113,31 +113,41 @@ class RunPlan:
         return "dynamic"
 
     def _hoist(self, expr, const: dict, timed: dict, counts: Counter) -> None:
-        if expr.is_Atom or isinstance(expr, sympy.logic.boolalg.BooleanAtom):
-            return
-        if isinstance(expr, ExprCondPair):
-            for arg in expr.args:
-                self._hoist(arg, const, timed, counts)
-            return
-        kind = self._kind_of(expr)
-        if kind == "const":
-            const.setdefault(expr, f"_c{len(const)}")
-            return
-        if kind == "timed":
-            timed.setdefault(expr, f"_t{len(timed)}")
-            return
+        hoist(expr, self._kind_of, const, timed, self.groups, counts, names=("_c", "_t"))
+
+
+def hoist(expr, kind_of, const: dict, timed: dict, groups: dict, counts: Counter | None = None,
+          names: tuple[str, str] = ("", "")) -> None:
+    """Collect the largest sub-expressions of ``expr`` that ``kind_of`` calls 'const' into
+    ``const`` and those it calls 'timed' into ``timed`` (each named by its prefix in ``names``
+    and its position), and record in ``groups`` a product or sum whose fixed factors (or terms)
+    are evaluated together: expr -> (their product or sum, the rest). ``counts`` (when given)
+    counts the dynamic sub-expressions met; those met before are not walked again. Shared by
+    the numpy and C code generators, which differ in what they call 'const' and 'timed'."""
+    if expr.is_Atom or isinstance(expr, sympy.logic.boolalg.BooleanAtom):
+        return
+    if isinstance(expr, ExprCondPair):
+        for arg in expr.args:
+            hoist(arg, kind_of, const, timed, groups, counts, names)
+        return
+    kind = kind_of(expr)
+    if kind != "dynamic":
+        found, prefix = (const, names[0]) if kind == "const" else (timed, names[1])
+        found.setdefault(expr, f"{prefix}{len(found)}")
+        return
+    if counts is not None:
         counts[expr] += 1
         if counts[expr] > 1:
             return  # its sub-expressions were counted the first time
-        args = expr.args
-        if isinstance(expr, (sympy.Mul, sympy.Add)):
-            fixed = [a for a in args if self._kind_of(a) != "dynamic"]
-            group = expr.func(*fixed) if len(fixed) > 1 else None
-            if group is not None and self._kind_of(group) != "dynamic":
-                # evaluate the fixed factors (or terms) together, before the loop
-                rest = [a for a in args if self._kind_of(a) == "dynamic"]
-                self.groups[expr] = (group, rest)
-                self._hoist(group, const, timed, counts)
-                args = rest
-        for arg in args:
-            self._hoist(arg, const, timed, counts)
+    args = expr.args
+    if isinstance(expr, (sympy.Mul, sympy.Add)):
+        fixed = [a for a in args if kind_of(a) != "dynamic"]
+        group = expr.func(*fixed) if len(fixed) > 1 else None
+        # a constant and a timed factor (or a varying INITIAL value) may make a dynamic group: not hoisted
+        if group is not None and kind_of(group) != "dynamic":
+            rest = [a for a in args if kind_of(a) == "dynamic"]
+            groups[expr] = (group, rest)
+            hoist(group, kind_of, const, timed, groups, counts, names)
+            args = rest
+    for arg in args:
+        hoist(arg, kind_of, const, timed, groups, counts, names)

@@ -16,6 +16,7 @@ import numpy as np
 from matplotlib.patches import Rectangle
 
 from sdloop.report import plotting
+from sdloop.report.tables import format_number
 
 
 def ranking_figure(payload: dict):
@@ -80,7 +81,7 @@ def format_cell(value, fmt: str) -> str:
     if isinstance(value, float) and np.isinf(value):
         return "never"
     try:
-        return format(value, fmt)
+        return format_number(value, fmt)
     except ValueError:
         return f"{value:.3g}"
 

@@ -10,6 +10,7 @@ writes ``STEM.csv`` and ``STEM.tex`` atomically.
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Mapping
 
@@ -27,6 +28,16 @@ def latex_escape(text: object) -> str:
     return "".join(_ESCAPES.get(ch, ch) for ch in str(text))
 
 
+def format_number(value, fmt: str) -> str:
+    """``format(value, fmt)``, without the sign of a negative number that prints as zero
+    (``-0.00`` for -0.001 in ``.2f``): a table or figure cell shows ``0.00``."""
+    text = format(value, fmt)
+    mantissa = re.split(r"[eE]", text, maxsplit=1)[0]
+    if text.startswith("-") and not re.search(r"[1-9]", mantissa):
+        return text[1:]
+    return text
+
+
 def _cell(value, fmt: str | None) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "--"
@@ -37,7 +48,7 @@ def _cell(value, fmt: str | None) -> str:
         if isinstance(value, float) and math.isinf(value):
             return "never" if value > 0 else "$-\\infty$"
         try:
-            return latex_escape(format(value, fmt or (".6g" if isinstance(value, float) else "d")))
+            return latex_escape(format_number(value, fmt or (".6g" if isinstance(value, float) else "d")))
         except ValueError:
             return latex_escape(f"{value:.6g}")
     return latex_escape(value)

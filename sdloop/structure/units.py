@@ -2,8 +2,10 @@
 
 Unit strings (``Person/Year``, ``1/(Second*Second)``, ``bn yuan``, ``Dmnl``) become sympy
 products of unit symbols. ``Dmnl``, ``1`` and ``dimensionless`` are the empty product; time
-units match singular and plural and any capitalization (``Year``, ``Years``, ``year``);
-other unit names match case-insensitively. Words separated by spaces multiply
+and other unit names match singular and plural and any capitalization (``Year``, ``Years``,
+``year``; ``Unit``, ``Units``; ``Widget``, ``widgets``), as in Vensim, whose unit check reads a
+name with a trailing ``s`` as its singular (a name ending in ``ss``, such as ``Mass``, and
+one- or two-letter names, such as ``s``, are kept as written). Words separated by spaces multiply
 (``billion yuan`` is billion times yuan, so ``billion yuan / (yuan/USD)`` is ``billion USD``).
 
 XMILE files (as Stella writes them) follow XMILE's conventions on top: ``per`` divides
@@ -72,9 +74,11 @@ class UnitSyntaxError(ValueError):
 
 
 def _canonical(name: str) -> str:
+    """The key a unit name is compared by: lower case, one space between words, singular."""
     key = re.sub(r"\s+", " ", name.strip()).lower()
-    singular = key[:-1] if key.endswith("s") and key[:-1] in TIME_UNITS else key
-    return singular if singular in TIME_UNITS else key
+    if key in DIMENSIONLESS or key.endswith("ss") or len(key) < 3 or not key.endswith("s"):
+        return key
+    return key[:-1]
 
 
 class UnitParser:
