@@ -1,8 +1,8 @@
 """Property-based tests (Hypothesis): generated model files, TOML files and option values.
 
 - Valid models from a small grammar (constants, stocks with inflows and outflows, auxiliaries,
-  lookups, builtins MIN MAX ABS EXP IF THEN ELSE STEP) give the same numbers in PySD and the
-  numpy engine (relative 1e-9).
+  lookups, builtins MIN MAX ABS EXP IF THEN ELSE STEP, ACTIVE INITIAL) give the same numbers in PySD and the
+  numpy engine (relative 1e-9), and in the compiled (C) engine (slow).
 - Those models mutated (characters deleted, lines doubled, names swapped, bad bytes inserted):
   ``check`` and ``simulate`` end with exit 0, 1 or 2, one line and no traceback, and a failed
   run leaves the earlier result file untouched.
@@ -73,7 +73,10 @@ def models(draw) -> str:
         equations.append(f"looked = table({draw(st.sampled_from(names))})\n\t~\tDmnl\n\t~\tA lookup.\n\t|")
         names = names + ["looked"]
     for i in range(draw(st.integers(0, 2))):
-        equations.append(f"aux {i} = {draw(expressions(names))}\n\t~\tDmnl\n\t~\tAn auxiliary.\n\t|")
+        value = draw(expressions(names))
+        if draw(st.booleans()):  # its initial value while initial values are computed
+            value = f"ACTIVE INITIAL({value}, {draw(expressions([n for n in names if not n.startswith('Stock')]))})"
+        equations.append(f"aux {i} = {value}\n\t~\tDmnl\n\t~\tAn auxiliary.\n\t|")
         names = names + [f"aux {i}"]
     for stock in stocks:
         inflow, outflow = f"{stock} inflow", f"{stock} outflow"
@@ -143,6 +146,29 @@ def test_valid_generated_models_give_the_same_numbers_in_both_engines(tmp_path, 
         ours = engine.run_frame()
         assert np.isfinite(reference.to_numpy(dtype=float)).all()
         assert compare_frames(ours, reference) <= 1e-9, text
+
+    check()
+
+
+@pytest.mark.slow
+def test_valid_generated_models_give_the_same_numbers_in_the_compiled_engine(tmp_path):
+    """The same grammar through the C kernel (one compiled kernel per model: a quarter of the
+    ``ci`` budget), against PySD at 1e-9."""
+    from sdloop.engines.cbuild import CompilerUnavailable, require_prerequisites
+    from sdloop.engines.compiled import CompiledEngine
+    from sdloop.engines.numpy_engine import compare_frames
+    from sdloop.engines.pysd_model import Model
+
+    try:
+        require_prerequisites()
+    except CompilerUnavailable as exc:
+        pytest.skip(str(exc))
+
+    @budget("ci", 0.25)
+    @given(models())
+    def check(text):
+        path = write(tmp_path, text)
+        assert compare_frames(CompiledEngine(path).run_frame(), Model(path).run()) <= 1e-9, text
 
     check()
 

@@ -5,6 +5,8 @@ modeller never wrote (regressions of issue #9; the corpus models are in tests/fi
 from __future__ import annotations
 
 import re
+import shutil
+import warnings
 
 import pytest
 
@@ -228,3 +230,53 @@ def test_a_variable_written_with_na_is_nan_in_every_engine_as_in_pysd(tmp_path, 
     assert np.allclose(ours["level"], reference["level"], rtol=1e-9)
     assert main(["simulate", str(model), "--engine", "numpy"]) == 0
     assert main(["loops", "--dominance", str(model)]) == 0
+
+
+def test_an_xmile_graphical_function_runs_on_its_listed_points(tmp_path):
+    """A <gf> with <xpts> 0, 0.5, 1, 2 beside <xscale min="0" max="2"/> (as Vensim's and Stella's
+    exports write one with uneven points): sdloop interpolates on the listed points in every
+    engine; plain PySD spaced four points evenly over the scale (0, 2/3, 4/3, 2)."""
+    import numpy as np
+    import pysd
+
+    from sdloop.engines.numpy_engine import engine_or_reasons
+    from sdloop.engines.pysd_model import Model
+
+    model = tmp_path / "vensim_export.xmile"
+    shutil.copy(CORPUS / "vensim_export.xmile", model)
+    ours = Model(model).run()
+    ratio, price = ours["inventory ratio[north]"].to_numpy(), ours["price[north]"].to_numpy()
+    assert ratio.min() < 2 / 3 < ratio.max()  # where listed and evenly spaced points differ
+    assert np.allclose(price, np.interp(ratio, [0, 0.5, 1, 2], [1.8, 1.3, 1, 0.8]), rtol=1e-12)
+    engine, reasons = engine_or_reasons(model)
+    assert engine is not None, reasons
+    assert np.allclose(engine.run_frame()["price[north]"].to_numpy(), price, rtol=1e-12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        plain = pysd.read_xmile(str(model)).run()
+    spaced = np.interp(plain["inventory ratio[north]"].to_numpy(), [0, 2 / 3, 4 / 3, 2], [1.8, 1.3, 1, 0.8])
+    assert np.allclose(plain["price[north]"].to_numpy(), spaced, rtol=1e-6)  # why sdloop differs from it
+
+
+def test_an_xmile_macro_is_refused_with_one_line(capsys):
+    """PySD's XMILE reader has no macros (it fails on the call as an unknown function)."""
+    model = CORPUS / "vensim_macro.xmile"
+    for command in ("simulate", "check", "loops"):
+        assert main([command, str(model)]) == 2, command
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].endswith(
+            f"{model}:25: TWICE: XMILE macros (<macro>) are not supported by PySD's XMILE reader (the same macro "
+            "in a Vensim .mdl runs)"), (command, err)
+
+
+def test_macros_after_the_equations_one_runs_two_are_named_with_a_line(capsys):
+    """PySD reads one macro after the model's equations (macro_trailing.mdl, in the corpus) but
+    not two: its grammar takes the model up to the last :MACRO:, and its error had no line. The
+    first such macro is named with its line and what to do."""
+    path = CORPUS / "errors" / "trailing_macros.mdl"
+    for command in ("simulate", "check", "loops"):
+        assert main([command, str(path)]) == 2, command
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].endswith(
+            f"{path}:91: DOUBLE: PySD cannot read a macro after the model's equations when another macro "
+            "follows it; move the macros (:MACRO: ... :END OF MACRO:) before the equations"), (command, err)

@@ -22,7 +22,8 @@ from sdloop.lang.equations import read_text, SourceIndex
 from sdloop.lang.source import parse_model
 from sdloop.structure.clock import check_structure_clock
 
-TRANSLATION_FORMAT = "inert-docs-1"  # part of the cache key: entries from before sealed entries are not reused
+TRANSLATION_FORMAT = "inert-docs-2"  # part of the cache key: entries from before sealed entries (1) and from
+# before XMILE <gf> <xpts> were used over <xscale> (2) are not reused
 
 
 def cache_dir() -> Path:
@@ -150,7 +151,10 @@ def _build(copy: Path) -> Path:
     else:
         from pysd.translators.xmile.xmile_file import XmileFile
 
+        from sdloop.lang.xmile_points import use_listed_points
+
         reader = XmileFile(copy)
+        use_listed_points(reader.xmile_root)  # a <gf> with <xpts> and <xscale>: the listed points
     reader.parse()
     abstract = reader.get_abstract_model()
     make_inert(abstract)

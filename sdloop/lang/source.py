@@ -84,7 +84,10 @@ def parse_model(path: str | Path, *, check_names: bool = True):
             index = _xmile_index(path, text)
             from pysd.translators.xmile.xmile_file import XmileFile
 
+            from sdloop.lang.xmile_points import use_listed_points
+
             reader = XmileFile(path)
+            use_listed_points(reader.xmile_root)
         else:
             raise ModelFileError("unknown model file type (expected .mdl or .xmile)", file=path)
         try:
@@ -96,10 +99,28 @@ def parse_model(path: str | Path, *, check_names: bool = True):
         except ModelFileError:
             raise
         except Exception as exc:  # PySD raises bare parser errors with no location
-            raise ModelFileError(f"PySD could not parse the file: {first_line(exc)}", file=path) from exc
+            raise _located(path, text, first_line(exc)) from exc
     if check_names:
         check_references(abstract, index)
     return abstract, index
+
+
+def _located(path: Path, text: str, message: str) -> ModelFileError:
+    """PySD's parse error, at the line of the text it stopped at when that text is in the file once.
+    A macro there is one after the model's equations that follows another macro: PySD's file
+    grammar reads the model's part up to the last ``:MACRO:``, so only one macro may follow it."""
+    from sdloop.lang.equations import line_of
+
+    found = re.search(r"didn't match at '(.*?)' \(line", message)
+    where = text.find(found.group(1)) if found else -1
+    if where < 0 or text.find(found.group(1), where + 1) >= 0:
+        return ModelFileError(f"PySD could not parse the file: {message}", file=path)
+    if found.group(1).startswith(":MACRO:"):
+        return ModelFileError("PySD cannot read a macro after the model's equations when another macro follows it; "
+                              "move the macros (:MACRO: ... :END OF MACRO:) before the equations", file=path,
+                              line=line_of(text, where), variable=found.group(1)[7:].split("(")[0].strip() or None)
+    return ModelFileError(f"PySD could not parse the file near '{found.group(1)}'", file=path,
+                          line=line_of(text, where))
 
 
 def _parse_xmile_elements(path: Path, reader) -> None:

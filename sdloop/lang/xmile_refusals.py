@@ -1,6 +1,6 @@
 """XMILE files PySD cannot run correctly, refused by name before PySD reads them: a variable
-defined twice (PySD renames the second silently), modules, conveyors, queues, and forms Stella
-writes that PySD's reader fails on with a bare error."""
+defined twice (PySD renames the second silently), modules, conveyors, queues, macros, and forms
+Stella writes that PySD's reader fails on with a bare error."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ _UNSUPPORTED_XMILE = {
     "module": "XMILE modules are not supported (PySD does not connect a module's inputs)",
     "conveyor": "Stella conveyors (<conveyor>) are not supported by PySD",
     "queue": "Stella queues (<queue>) are not supported by PySD",
+    "macro": "XMILE macros (<macro>) are not supported by PySD's XMILE reader (the same macro in a Vensim .mdl runs)",
     "element": "PySD cannot read element subscripts with a space after the comma; write them as 'a,b'",
     "size": "PySD cannot read a dimension given by its size (<dim size=...>); list its elements (<elem name=...>)",
 }
@@ -38,17 +39,17 @@ def refuse_duplicates(path: Path, text: str) -> None:
 
 
 def refuse_unsupported(path: Path, text: str) -> None:
-    """ModelFileError at the first module, conveyor, queue, spaced element subscript or
+    """ModelFileError at the first module, conveyor, queue, macro, spaced element subscript or
     dimension given by its size."""
-    match = re.search(r'<(module|conveyor|queue)[\s/>]|<(element)\s+subscript="[^"]*,\s'
+    match = re.search(r'<(module|conveyor|queue|macro)[\s/>]|<(element)\s+subscript="[^"]*,\s'
                       r'|<dim\s+name="[^"]*"\s+(size)=', text)
     if match is None:
         return
     kind = match.group(1) or match.group(2) or match.group(3)
     if kind == "size":
         names = re.findall(r'<dim\s+name="([^"]+)"', text[match.start():])[:1]
-    elif kind == "module":
-        names = re.findall(r'<module\s+name="([^"]+)"', text[match.start():])[:1]
+    elif kind in ("module", "macro"):
+        names = re.findall(rf'<{kind}\s+name="([^"]+)"', text[match.start():])[:1]
     else:  # the variable the construct belongs to
         names = re.findall(r'<(?:stock|flow|aux)\s+name="([^"]+)"', text[:match.end()])[-1:]
     raise ModelFileError(_UNSUPPORTED_XMILE[kind], file=path, line=line_of(text, match.start()),

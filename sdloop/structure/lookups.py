@@ -66,11 +66,24 @@ class LookupFunction(sympy.Function):
         return lambda x: np.interp(x, xs, ys)
 
 
+def as_pysd_writes(values) -> tuple[float, ...]:
+    """The numbers as PySD's generated Python holds them: it prints a table with
+    ``np.array2string`` (8 decimals), so an XMILE ``<xscale>`` spaced in thirds runs on
+    0.66666667, not 2/3. The engines use the same numbers, or they would differ from PySD by
+    about 1e-9."""
+    values = np.asarray([float(v) for v in values])
+    if not len(values):
+        return ()
+    printed = np.array2string(values, separator=",", threshold=len(values))
+    return tuple(float(v) for v in printed.strip("[]").split(","))
+
+
 def make_lookup(name: str, xs, ys) -> type[LookupFunction]:
-    """A new LookupFunction subclass for the table (xs, ys) named after ``name``."""
+    """A new LookupFunction subclass for the table (xs, ys) named after ``name``, with the
+    numbers PySD runs (``as_pysd_writes``)."""
     ident = "lookup_" + identifier(name)
-    xs = tuple(float(v) for v in xs)
-    ys = tuple(float(v) for v in ys)
+    xs = as_pysd_writes(xs)
+    ys = as_pysd_writes(ys)
     slope = type(ident + "_slope", (LookupSlope,), {"xs": xs, "ys": ys})
     return type(ident, (LookupFunction,), {"xs": xs, "ys": ys, "vensim_name": name, "slope_class": slope})
 
