@@ -58,7 +58,7 @@ def recover_min_max(expr, memo: dict | None = None):
         if found is not None:
             return found
         origin = MIN_MAX.get(node) if isinstance(node, Piecewise) else None
-        if origin is not None:
+        if origin is not None and not any(arg == node for arg in origin[1]):
             func, args = origin
             result = func(*[walk(arg) for arg in args], evaluate=False)
         elif isinstance(node, Piecewise) and (pushed := _function_of_min_max(node)) is not None:

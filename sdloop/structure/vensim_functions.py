@@ -84,7 +84,7 @@ MIN_MAX: dict = {}
 
 
 def _remember(result, func, args):
-    if isinstance(result, Piecewise):
+    if isinstance(result, Piecewise) and not any(result == arg for arg in args):  # not simplified to an argument
         MIN_MAX.setdefault(result, (func, tuple(args)))
     return result
 
