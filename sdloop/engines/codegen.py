@@ -19,8 +19,9 @@ plan of what is fixed, timed or hoisted is ``sdloop.engines.run_plan``'s; the pr
   sub-expressions of Time and uniform constants (policy windows, STEP, RAMP, dated
   shocks) are evaluated once over the whole time grid and indexed at each step;
 - a sub-expression used more than once within a step is computed once;
-- IF THEN ELSE / Piecewise become ``numpy.where`` (MIN and MAX ``numpy.minimum`` /
-  ``numpy.maximum``).
+- IF THEN ELSE / Piecewise become ``numpy.where``; MIN and MAX ``numpy.minimum`` /
+  ``numpy.maximum``, nested ones included (``sdloop.engines.min_max`` reads them back from
+  the Piecewise sympy made of them).
 
 Every model variable is ``v_<identifier>`` in the code, so no Vensim name shadows a name the
 code uses; subscripted variables arrive element by element from the structure, each an
@@ -34,8 +35,10 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+import sympy
 from sympy.functions.elementary.piecewise import ExprCondPair
 
+from sdloop.engines.min_max import recover_min_max
 from sdloop.engines.numpy_namespace import engine_namespace
 from sdloop.engines.numpy_printer import EnginePrinter
 from sdloop.engines.run_plan import CONSTANT_KINDS, LOOP_KINDS, RunPlan
@@ -85,13 +88,15 @@ class _Generator(RunPlan):
                 lines.append(f"    {ident[name]} = {raw.doprint(s.variables[name].equation)}")
         dynamic = self.needed([n for n in s.order if s.variables[n].symbol not in self.static])
         const, timed, counts = {}, {}, Counter()
-        exprs = {n: s.variables[n].equation for n in dynamic}
+        memo: dict = {}  # MIN and MAX as numpy.minimum / maximum (sdloop.engines.min_max)
+        exprs = {n: recover_min_max(s.variables[n].equation, memo) for n in dynamic}
         pipes = [v for v in s.variables.values() if v.kind == "delay_fixed"]
+        piped = {p.name: recover_min_max(p.equation, memo) for p in pipes}
         for name, expr in exprs.items():
             if s.variables[name].symbol not in self.timed_vars:
                 self._hoist(expr, const, timed, counts)
         for p in pipes:
-            self._hoist(p.equation, const, timed, counts)
+            self._hoist(piped[p.name], const, timed, counts)
         if const:
             lines.append("    # sub-expressions of constants only")
             for expr, temp in const.items():
@@ -111,13 +116,14 @@ class _Generator(RunPlan):
             lines.append("    time = times")
             on_grid = EnginePrinter({sym: f"_w_{sym.name}" for sym in self.timed_vars})
             for sym, name in self.timed_vars.items():  # every one, in evaluation order
-                lines.append(f"    _w_{sym.name} = broadcast_to({on_grid.doprint(s.variables[name].equation)}, "
+                grid_expr = recover_min_max(s.variables[name].equation, memo)
+                lines.append(f"    _w_{sym.name} = broadcast_to({on_grid.doprint(grid_expr)}, "
                              "times.shape)")
             for expr, temp in timed.items():
                 lines.append(f"    {temp} = broadcast_to({on_grid.doprint(expr)}, times.shape)")
             lines.append("    time = times[0]")
         replacements = {**const, **{expr: f"{temp}[k]" for expr, temp in timed.items()}}
-        shared = {e for e, c in counts.items() if c > 1}
+        shared = _worth_sharing(e for e, c in counts.items() if c > 1)
         outputs = [ident[n] for n in self.recorded]
         for name in self.recorded:
             lines.append(f"    out_{ident[name]} = out[{self.key[name]!r}]")
@@ -147,7 +153,7 @@ class _Generator(RunPlan):
         body += ["    j += 1", "    next_save = save_steps[j]", "if k == n_steps:", "    break"]
         for p in pipes:
             x = ident[p.name]
-            body.append(f"_pipe_{x}[k % _order_{x}, _runs] = {printer.doprint(p.equation)}")
+            body.append(f"_pipe_{x}[k % _order_{x}, _runs] = {printer.doprint(piped[p.name])}")
         for var in stocks:
             net = " + ".join(ident[f] for f in var.inflows) or "0"
             if var.outflows:
@@ -160,6 +166,18 @@ class _Generator(RunPlan):
         lines += ["        " + line for line in body]
         lines.append("    return {" + ", ".join(f"{self.key[v.name]!r}: {ident[v.name]}" for v in stocks) + "}")
         return "\n".join(lines) + "\n"
+
+
+def _worth_sharing(exprs) -> set:
+    """The sub-expressions to compute once per step: ``1/x`` stands for ``x`` (``a/x`` prints as a
+    division by ``x``, which a temporary holding ``1/x`` would not serve); a symbol is not one."""
+    found = set()
+    for expr in exprs:
+        if isinstance(expr, sympy.Pow) and expr.exp == -1:
+            expr = expr.base
+        if not expr.is_Atom:
+            found.add(expr)
+    return found
 
 
 def _shared_in(expr, shared: set, done: dict) -> list:

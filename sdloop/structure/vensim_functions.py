@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Callable
 
 import sympy
+from sympy.functions.elementary.piecewise import Piecewise
 
 from sdloop.structure.piecewise_memo import piecewise
 from sdloop.structure.symbols import TIME, time_step_symbol
@@ -76,14 +77,28 @@ def _pulse_train(start, repeat, width, end):
     return piecewise((1, on), (0, True))
 
 
+# Each Piecewise built for a MIN or MAX -> (sympy.Min or sympy.Max, its arguments): the two select
+# the same value wherever no argument is NaN, so an engine may compute it as numpy.minimum/maximum
+# (sympy rewrites the conditions of a nested MIN/MAX into long chains that cannot be read back).
+MIN_MAX: dict = {}
+
+
+def _remember(result, func, args):
+    if isinstance(result, Piecewise) and not any(result == arg for arg in args):  # not simplified to an argument
+        MIN_MAX.setdefault(result, (func, tuple(args)))
+    return result
+
+
 def min_of(*args):
     """MIN of any number of arguments: the first that is <= every other."""
-    return piecewise(*[(a, sympy.And(*[a <= b for b in args if b is not a])) for a in args[:-1]], (args[-1], True))
+    return _remember(piecewise(*[(a, sympy.And(*[a <= b for b in args if b is not a])) for a in args[:-1]],
+                               (args[-1], True)), sympy.Min, args)
 
 
 def max_of(*args):
     """MAX of any number of arguments: the first that is >= every other."""
-    return piecewise(*[(a, sympy.And(*[a >= b for b in args if b is not a])) for a in args[:-1]], (args[-1], True))
+    return _remember(piecewise(*[(a, sympy.And(*[a >= b for b in args if b is not a])) for a in args[:-1]],
+                               (args[-1], True)), sympy.Max, args)
 
 
 def _integer(x):
