@@ -16,6 +16,18 @@ os.environ.setdefault("SDLOOP_CACHE", str(ROOT / ".cache" / "sdloop-test"))
 
 
 @pytest.fixture(scope="session")
+def compiler():
+    """The C compiler the compiled engine builds with; the test is skipped where cffi, a compiler
+    or Python's headers are missing (the numpy-engine fallback is tested everywhere)."""
+    from sdloop.engines.cbuild import CompilerUnavailable, require_prerequisites
+
+    try:
+        return require_prerequisites()
+    except CompilerUnavailable as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="session")
 def policy_loop():
     from sdloop.engines.pysd_model import load_model
 

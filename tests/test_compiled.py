@@ -20,18 +20,6 @@ REFERENCE_FIXTURES = sorted(p.name for p in FIXTURES.glob("*.mdl")) + [
     "sir.xmile", "core/goal_lookup.mdl", "calibration/diffusion.mdl", "engine/ishigami.mdl"]
 
 
-@pytest.fixture(scope="module")
-def compiler():
-    """Skip where no kernel can be compiled (the fallback tests below run everywhere)."""
-    from sdloop.engines.cbuild import CompilerUnavailable, find_compiler, python_headers
-
-    try:
-        python_headers()
-        return find_compiler()
-    except CompilerUnavailable as exc:
-        pytest.skip(str(exc))
-
-
 def _compiled(path, **kwargs):
     from sdloop.engines.compiled import CompiledEngine
 

@@ -7,7 +7,6 @@ with constants varying between runs, and a check that the construct changes the 
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from conftest import FIXTURES
 from sdloop.engines.numpy_engine import compare_frames
@@ -15,17 +14,6 @@ from sdloop.engines.numpy_engine import compare_frames
 TOLERANCE = 1e-9
 ACTIVE = FIXTURES / "engine" / "active_initial.mdl"
 NON_NEGATIVE = FIXTURES / "engine" / "non_negative_signs.xmile"
-
-
-@pytest.fixture(scope="module")
-def compiler():
-    from sdloop.engines.cbuild import CompilerUnavailable, find_compiler, python_headers
-
-    try:
-        python_headers()
-        return find_compiler()
-    except CompilerUnavailable as exc:
-        pytest.skip(str(exc))
 
 
 def _engines(path):

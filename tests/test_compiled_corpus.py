@@ -29,16 +29,6 @@ STAGES_FIXED_AT_BUILD = {"delays.mdl": {"short delay"}}
 TOLERANCE = 1e-9
 
 
-@pytest.fixture(scope="module")
-def compiler():
-    from sdloop.engines.cbuild import CompilerUnavailable, require_prerequisites
-
-    try:
-        return require_prerequisites()
-    except CompilerUnavailable as exc:
-        pytest.skip(str(exc))
-
-
 def _native(name):
     """The numpy engine for the model, or None when it falls back to PySD or PySD cannot run
     the model either (test_corpus covers both)."""

@@ -261,12 +261,8 @@ def test_an_xmile_graphical_function_runs_on_its_listed_points(tmp_path):
 def test_an_xmile_macro_is_refused_with_one_line(capsys):
     """PySD's XMILE reader has no macros (it fails on the call as an unknown function)."""
     model = CORPUS / "vensim_macro.xmile"
-    for command in ("simulate", "check", "loops"):
-        assert main([command, str(model)]) == 2, command
-        err = capsys.readouterr().err.strip().splitlines()
-        assert len(err) == 1 and err[0].endswith(
-            f"{model}:25: TWICE: XMILE macros (<macro>) are not supported by PySD's XMILE reader (the same macro "
-            "in a Vensim .mdl runs)"), (command, err)
+    _refused_in_one_line(capsys, model, f"{model}:25: TWICE: XMILE macros (<macro>) are not supported by PySD's "
+                         "XMILE reader (the same macro in a Vensim .mdl runs)")
 
 
 def test_macros_after_the_equations_one_runs_two_are_named_with_a_line(capsys):
@@ -274,9 +270,14 @@ def test_macros_after_the_equations_one_runs_two_are_named_with_a_line(capsys):
     not two: its grammar takes the model up to the last :MACRO:, and its error had no line. The
     first such macro is named with its line and what to do."""
     path = CORPUS / "errors" / "trailing_macros.mdl"
+    _refused_in_one_line(capsys, path, f"{path}:91: DOUBLE: PySD cannot read a macro after the model's equations "
+                         "when another macro follows it; move the macros (:MACRO: ... :END OF MACRO:) before the "
+                         "equations")
+
+
+def _refused_in_one_line(capsys, path, ending: str) -> None:
+    """simulate, check and loops each exit 2 with one line ending with ``ending``."""
     for command in ("simulate", "check", "loops"):
         assert main([command, str(path)]) == 2, command
         err = capsys.readouterr().err.strip().splitlines()
-        assert len(err) == 1 and err[0].endswith(
-            f"{path}:91: DOUBLE: PySD cannot read a macro after the model's equations when another macro "
-            "follows it; move the macros (:MACRO: ... :END OF MACRO:) before the equations"), (command, err)
+        assert len(err) == 1 and err[0].endswith(ending), (command, err)

@@ -274,19 +274,18 @@ class Engine:
         x TIME STEP runs with fewer, as in PySD): the generated code fixes the count when the
         structure is built, so such a run would silently keep the model's count."""
         s = self.structure
+        step = s.get("time step")
+        dt = constants[step.name] if step is not None else self.control["time step"]
         for delay in s.delays:
-            used = [s.by_symbol(sym) for sym in delay.delay_time.free_symbols]
-            step = s.get("time step")
-            if not any(v is not None and v.name in given for v in used) and \
-                    (step is None or constants[step.name] == self.control["time step"]):
+            used = {sym.name: s.by_symbol(sym).name for sym in delay.delay_time.free_symbols}
+            if not any(name in given for name in used.values()) and dt == self.control["time step"]:
                 continue
-            args = {sym.name: constants[s.by_symbol(sym).name] for sym in delay.delay_time.free_symbols}
-            value = np.broadcast_to(sympy.lambdify(list(args), delay.delay_time, "numpy")(*args.values()), (n,))
-            dt = constants[step.name] if step is not None else self.control["time step"]
+            delay_time = sympy.lambdify(list(used), delay.delay_time, "numpy")
+            value = np.broadcast_to(delay_time(*(constants[name] for name in used.values())), (n,))
             stages = delay_stages(delay.order, value, dt)
             if (stages != delay.stages).any():
                 i = int(np.argmax(stages != delay.stages))
-                changed = [v.name for v in used if v is not None and v.name in given] or ["TIME STEP"]
+                changed = [name for name in used.values() if name in given] or ["TIME STEP"]
                 raise OverrideError(
                     f"{' and '.join(changed)} {'change' if len(changed) > 1 else 'changes'} its DELAY of order "
                     f"{delay.order} to {int(stages[i])} stages (delay time {float(value[i]):g} against TIME STEP "
